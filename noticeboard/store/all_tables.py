@@ -1,0 +1,3 @@
+"""Imports every module that defines tables, so `Base.metadata` knows all of them."""
+
+import noticeboard.store.tables  # noqa: F401
