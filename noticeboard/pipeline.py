@@ -1,0 +1,224 @@
+"""The pipeline runner: one pass is ingest, process, publish.
+
+Each stage reads what is due from the store, so stages can run in separate processes (the CLI runs
+them one after the other; Airflow runs them as separate DAGs). The CLI and the DAGs both go
+through `Runner`, so they execute the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from noticeboard.catalog import Catalog, load_catalog
+from noticeboard.context import PACKAGED_CATALOG
+from noticeboard.settings import Settings
+from noticeboard.store import Store, default_database_url, open_store
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, str], None]
+
+
+@dataclass
+class SourceSummary:
+    """One row of the table that `noticeboard run` prints."""
+
+    source_id: str
+    status: str = "skipped"
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    reason: str = ""
+
+
+@dataclass
+class RunReport:
+    """What one pass did, per source and per stage."""
+
+    sources: dict[str, SourceSummary] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def all_failed(self) -> bool:
+        """True when every source that was attempted failed."""
+        attempted = [row for row in self.sources.values() if row.status != "skipped"]
+        return bool(attempted) and all(row.status == "failed" for row in attempted)
+
+
+def utc_now() -> datetime:
+    """The current time, aware and in UTC."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Runner:
+    """Settings, store and catalog of a pipeline, with one method per stage."""
+
+    settings: Settings
+    store: Store
+    catalog: Catalog
+    replay: Path | None = None
+    _session: requests.Session | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(
+        cls,
+        catalog_path: str | Path | None = None,
+        replay: str | Path | None = None,
+        settings: Settings | None = None,
+    ) -> Runner:
+        """Open the store and load the catalog named by the settings and arguments."""
+        settings = settings or Settings.from_env()
+        catalog = load_catalog(catalog_path or PACKAGED_CATALOG)
+        store = open_store(settings.database_url or default_database_url())
+        return cls(settings=settings, store=store, catalog=catalog, replay=Path(replay) if replay else None)
+
+    def http_session(self) -> requests.Session:
+        """The requests session every fetch goes through; in replay it never opens a socket."""
+        if self._session is None:
+            if self.replay is not None:
+                from noticeboard.replay import replay_session
+
+                self._session = replay_session(self.replay)
+            else:
+                self._session = requests.Session()
+        return self._session
+
+    def fetcher(self) -> Any:
+        """Build the HTTP fetcher with the store-backed per-host budget."""
+        from connectors.budget import StoreHostBudget
+        from connectors.http import HttpFetcher
+
+        settings = self.settings
+        if self.replay is not None:
+            # Recorded responses need no politeness pause: nothing reaches the authority's host.
+            settings = settings.replace(host_min_interval=0.0, respect_robots=False)
+        return HttpFetcher(settings, StoreHostBudget(self.store, settings), session=self.http_session())
+
+    def ingest(
+        self,
+        source_ids: list[str] | None = None,
+        *,
+        now: datetime | None = None,
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> list[Any]:
+        """Fetch each selected source once and store what is new as raw items."""
+        from connectors import ingest_source
+
+        now = now or utc_now()
+        force = force or self.replay is not None
+        fetcher = self.fetcher()
+        reports = []
+        for source in self.catalog.select(source_ids):
+            if progress:
+                progress("fetch", source.id)
+            logger.info("ingest_start source=%s", source.id)
+            report = ingest_source(self.store, source, fetcher, self.settings, now=now, force=force)
+            logger.info("ingest_done source=%s status=%s new=%s", source.id, report.status, report.new_items)
+            reports.append(report)
+        return reports
+
+    def process(self, *, now: datetime | None = None, translate: bool = True) -> dict[str, Any]:
+        """Normalise raw items, then detect language, tag, queue and run due translations."""
+        from noticeboard.enrich import enrich_pending
+        from transforms.normalise_stage import normalise_pending
+
+        now = now or utc_now()
+        normalised = normalise_pending(self.store, self.catalog, self.settings, now=now)
+        enriched = enrich_pending(self.store, self.catalog, self.settings, now=now)
+        stages: dict[str, Any] = {"normalise": normalised, "enrich": enriched}
+        if translate:
+            stages["translate"] = self.translate_pending(now=now)
+        return stages
+
+    def translate_pending(self, *, now: datetime | None = None, limit: int | None = None) -> Any:
+        """Translate every pending translation that is due; failures stay pending."""
+        from transforms.translate_stage import translate_pending
+
+        return translate_pending(self.store, self.settings, now=now or utc_now(), limit=limit)
+
+    def write_feeds(self, output_dir: Path | None = None) -> Any:
+        """Write the JSON Feed and Atom files."""
+        from publishers.feeds import write_feeds
+
+        return write_feeds(self.store, self.settings, output_dir or self.settings.output_dir, catalog=self.catalog)
+
+    def publish(self, *, now: datetime | None = None) -> dict[str, Any]:
+        """Write feeds, post to the configured channels and send immediate newsletter mails."""
+        from publishers.newsletter import send_immediate
+        from publishers.social import publish_pending
+
+        now = now or utc_now()
+        results: dict[str, Any] = {"feeds": self.write_feeds()}
+        results["social"] = publish_pending(self.store, self.settings, now=now, catalog=self.catalog)
+        results["newsletter"] = send_immediate(self.store, self.settings, now=now)
+        return results
+
+    def send_digests(self, frequency: str, *, now: datetime | None = None) -> Any:
+        """Send the daily or weekly newsletter digests that are due."""
+        from publishers.newsletter import send_digests
+
+        return send_digests(self.store, self.settings, frequency, now=now or utc_now())
+
+    def maintenance(self, *, now: datetime | None = None) -> dict[str, Any]:
+        """Retry pending translations and failed deliveries, and process withdrawals."""
+        now = now or utc_now()
+        results: dict[str, Any] = {"translate": self.translate_pending(now=now)}
+        results["process"] = self.process(now=now, translate=False)
+        results["publish"] = self.publish(now=now)
+        return results
+
+    def run(
+        self,
+        source_ids: list[str] | None = None,
+        *,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> RunReport:
+        """Do one whole pass: ingest, process and publish, and summarise it per source."""
+        now = now or utc_now()
+        report = RunReport()
+
+        for ingest in self.ingest(source_ids, now=now, progress=progress):
+            report.sources[ingest.source_id] = SourceSummary(
+                source_id=ingest.source_id,
+                status=ingest.status,
+                fetched=ingest.fetched_items,
+                reason=ingest.error or "",
+            )
+
+        if progress:
+            progress("process", "all sources")
+        report.stages.update(self.process(now=now))
+        _merge_normalise_counts(report, report.stages["normalise"])
+
+        if progress:
+            progress("publish", "all channels")
+        report.stages.update(self.publish(now=now))
+        return report
+
+    def close(self) -> None:
+        """Release the store's connections and the HTTP session."""
+        if self._session is not None:
+            self._session.close()
+        self.store.dispose()
+
+
+def _merge_normalise_counts(report: RunReport, normalised: Any) -> None:
+    for name in ("created", "updated", "unchanged", "failed"):
+        counts: Counter[str] = getattr(normalised, name, Counter())
+        for source_id, count in counts.items():
+            row = report.sources.setdefault(source_id, SourceSummary(source_id=source_id, status="ok"))
+            attribute = "new" if name == "created" else name
+            setattr(row, attribute, getattr(row, attribute) + count)
