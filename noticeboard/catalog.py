@@ -201,7 +201,9 @@ def _parse_source(entry: Any, index: int, path: Path) -> Source:
 
 def _required_text(entry: dict[str, Any], name: str, fail: Any) -> str:
     value = entry.get(name)
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):
+        raise fail(name, f"is {value!r}, not text; quote it (YAML reads NO, ON and YES as booleans)")
+    if value is None or not value.strip():
         raise fail(name, "is missing or empty")
     return value.strip()
 

@@ -62,11 +62,11 @@ def run(app: AppContext, source_ids: tuple[str, ...], replay: Path | None, outpu
     settings = app.settings if output is None else app.settings.replace(output_dir=output)
     catalog = app.catalog()
     catalog.select(list(source_ids))
-    runner = Runner(settings=settings, store=app.open_store(), catalog=catalog, replay=replay)
     if replay is not None:
         from noticeboard.replay import load_manifest
 
         load_manifest(replay)
+    runner = Runner(settings=settings, store=app.open_store(), catalog=catalog, replay=replay)
 
     console = Console(stderr=True)
     if console.is_terminal:
@@ -161,6 +161,7 @@ def notices(app: AppContext, output_format: str, source_ids: tuple[str, ...], li
     from noticeboard.views import export_record, iter_notice_views
 
     store = app.open_store()
+    zones = _source_zones(app)
     if explain_id:
         _explain(store, explain_id)
         return
@@ -175,19 +176,29 @@ def notices(app: AppContext, output_format: str, source_ids: tuple[str, ...], li
         views = iter_notice_views(session, statement)
         if output_format == "jsonl":
             for view in views:
-                click.echo(json.dumps(export_record(view), ensure_ascii=False))
+                record = export_record(view, zones.get(view.notice.source_id))
+                click.echo(json.dumps(record, ensure_ascii=False))
             return
 
         table = Table(title="notices")
         for column in ("id", "source", "published", "lang", "regions", "topics", "title"):
             table.add_column(column)
         for view in views:
-            record = export_record(view)
+            record = export_record(view, zones.get(view.notice.source_id))
             table.add_row(
                 view.id[:12], view.notice.source_id, str(record["published"] or "-"), view.notice.language or "-",
                 ",".join(view.regions), ",".join(view.topics), view.notice.title[:70],
             )
         Console(width=220).print(table)
+
+
+def _source_zones(app: AppContext) -> dict[str, str]:
+    """Time zones of the catalog's sources; empty when the catalog cannot be read."""
+    try:
+        return {source.id: source.timezone for source in app.catalog().sources.values()}
+    except NoticeboardError as error:
+        logger.warning("catalog_unavailable error=%s; times are shown in UTC", error)
+        return {}
 
 
 def _explain(store: Any, notice_id: str) -> None:

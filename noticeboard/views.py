@@ -133,7 +133,7 @@ def export_record(view: NoticeView, zone: str | None = None) -> dict[str, object
         "url": notice.url,
         "title": notice.title,
         "summary": notice.summary_text,
-        "published": view.published_iso(zone),
+        "published": _isoformat(notice.published_at, zone),
         "published_raw": notice.published_raw,
         "published_precision": notice.published_precision,
         "published_zone_assumed": notice.published_zone_assumed,
@@ -153,6 +153,17 @@ def export_record(view: NoticeView, zone: str | None = None) -> dict[str, object
         "duplicate_group": notice.duplicate_group,
         "withdrawn": notice.withdrawn_at.isoformat() if notice.withdrawn_at else None,
     }
+
+
+def _isoformat(moment: datetime | None, zone: str | None) -> str | None:
+    """ISO 8601 with offset, in `zone` when given; a date-only value shows local midnight.
+
+    The export keeps an offset on every value so that consumers can compare instants; readers see
+    the date alone through `published_precision`.
+    """
+    if moment is None:
+        return None
+    return (moment.astimezone(ZoneInfo(zone)) if zone else moment).isoformat()
 
 
 def _unique(values: Iterable[str]) -> list[str]:
