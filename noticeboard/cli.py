@@ -266,10 +266,10 @@ def _register_plugins() -> None:
     for command in (feed, serve, deliveries):
         cli.add_command(command)
 
-    from publishers.newsletter.cli import newsletter, subscribers
+    from publishers.newsletter.cli import newsletter_group, subscribers_group
 
-    cli.add_command(subscribers)
-    cli.add_command(newsletter)
+    cli.add_command(subscribers_group)
+    cli.add_command(newsletter_group)
 
 
 def main() -> None:
