@@ -164,6 +164,7 @@ def _parse_source(entry: Any, index: int, path: Path) -> Source:
             raise fail("languages", f"has {language!r}; use ISO 639-1 codes such as fi, sv, et, lv")
 
     regions = _text_list(entry, "regions", fail, required=False) or [country]
+    _check_region_codes(regions, fail)
     schedule = entry.get("schedule", DEFAULT_SCHEDULE)
     if not isinstance(schedule, str) or not (
         schedule in CRON_PRESETS or len(schedule.split()) == 5
@@ -197,6 +198,15 @@ def _parse_source(entry: Any, index: int, path: Path) -> Source:
         max_pages=max_pages,
         **flags,
     )
+
+
+def _check_region_codes(regions: list[str], fail: Any) -> None:
+    from transforms.tagging import validate_region_codes
+
+    try:
+        validate_region_codes(regions)
+    except ValueError as error:
+        raise fail("regions", f"is invalid: {error}; docs/regions.md lists the codes") from error
 
 
 def _required_text(entry: dict[str, Any], name: str, fail: Any) -> str:

@@ -63,6 +63,7 @@ def test_minimal_entry_gets_defaults(tmp_path: Path) -> None:
         ("urls: [https://city.example.fi/rss]", "urls: [ftp://city.example.fi/rss]", "field `urls` has 'ftp://"),
         ("languages: [fi]", "languages: [finnish]", "field `languages` has 'finnish'"),
         ("kind: rss", "kind: html", "field `selectors` is missing"),
+        ("country: FI", "country: FI\n    regions: [FI-atlantis]", "field `regions` is invalid"),
         ("    kind: rss", "    kind: rss\n    colour: blue", "field `colour` is not a known field"),
     ],
 )
