@@ -18,6 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # The normalisation stage uses columns that 0001 created (notice.simhash, variant_group,
+    # duplicate_group, last_listed_fetch, published_fallback), so it changes no schema.
     pass
 
 
