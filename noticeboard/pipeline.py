@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -146,7 +147,12 @@ class Runner:
         """Translate every pending translation that is due; failures stay pending."""
         from transforms.translate_stage import translate_pending
 
-        return translate_pending(self.store, self.settings, now=now or utc_now(), limit=limit)
+        settings, session = self.settings, None
+        if self.replay is not None and not _is_loopback(settings.translator_url):
+            # Replayed runs never reach a real provider: its requests go to the replay session,
+            # which has no recording of them, so translations stay pending at once, unretried.
+            settings, session = settings.replace(max_retries=0), self.http_session()
+        return translate_pending(self.store, settings, now=now or utc_now(), limit=limit, session=session)
 
     def write_feeds(self, output_dir: Path | None = None) -> Any:
         """Write the JSON Feed and Atom files."""
@@ -162,7 +168,11 @@ class Runner:
         now = now or utc_now()
         results: dict[str, Any] = {"feeds": self.write_feeds()}
         results["social"] = publish_pending(self.store, self.settings, now=now, catalog=self.catalog)
-        results["newsletter"] = send_immediate(self.store, self.settings, now=now)
+        if self.settings.secret_key:
+            results["newsletter"] = send_immediate(self.store, self.settings, now=now)
+        else:
+            # Without the signing key no unsubscribe link can be made, so no mail may go out.
+            logger.warning("newsletter_skipped reason=NOTICEBOARD_SECRET_KEY is not set")
         return results
 
     def send_digests(self, frequency: str, *, now: datetime | None = None) -> Any:
@@ -213,6 +223,11 @@ class Runner:
         if self._session is not None:
             self._session.close()
         self.store.dispose()
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def _merge_normalise_counts(report: RunReport, normalised: Any) -> None:
