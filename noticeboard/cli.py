@@ -184,9 +184,9 @@ def notices(app: AppContext, output_format: str, source_ids: tuple[str, ...], li
         for column in ("id", "source", "published", "lang", "regions", "topics", "title"):
             table.add_column(column)
         for view in views:
-            record = export_record(view, zones.get(view.notice.source_id))
             table.add_row(
-                view.id[:12], view.notice.source_id, str(record["published"] or "-"), view.notice.language or "-",
+                view.id[:12], view.notice.source_id, view.published_iso(zones.get(view.notice.source_id)) or "-",
+                view.notice.language or "-",
                 ",".join(view.regions), ",".join(view.topics), view.notice.title[:70],
             )
         Console(width=220).print(table)

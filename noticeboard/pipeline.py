@@ -8,7 +8,6 @@ through `Runner`, so they execute the same code.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -231,9 +230,9 @@ def _is_loopback(url: str) -> bool:
 
 
 def _merge_normalise_counts(report: RunReport, normalised: Any) -> None:
-    for name in ("created", "updated", "unchanged", "failed"):
-        counts: Counter[str] = getattr(normalised, name, Counter())
-        for source_id, count in counts.items():
-            row = report.sources.setdefault(source_id, SourceSummary(source_id=source_id, status="ok"))
-            attribute = "new" if name == "created" else name
-            setattr(row, attribute, getattr(row, attribute) + count)
+    for source_id, counts in normalised.sources.items():
+        row = report.sources.setdefault(source_id, SourceSummary(source_id=source_id, status="ok"))
+        row.new += counts.created
+        row.updated += counts.updated
+        row.unchanged += counts.unchanged
+        row.failed += counts.failed

@@ -52,6 +52,8 @@ class SourceState(Base):
     items_last_fetch: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     alerted_status: Mapped[str | None] = mapped_column(String(32))
     mean_interval_seconds: Mapped[float | None] = mapped_column(Float)
+    # Per URL of the source: etag, last_modified, body_hash and the listing keys of its last read.
+    url_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class HostBudget(Base):

@@ -32,8 +32,9 @@ def noticeboard(args: list[str], workdir: Path, database_url: str | None = None)
     )
 
 
-def export(workdir: Path, database_url: str | None = None) -> list[dict[str, object]]:
-    result = noticeboard(["notices", "--format", "jsonl"], workdir, database_url)
+def export(workdir: Path, database_url: str | None = None, catalog: Path = REPLAY_CATALOG) -> list[dict[str, object]]:
+    """Return the `notices --format jsonl` records, with times in the zones of `catalog`."""
+    result = noticeboard(["--catalog", str(catalog), "notices", "--format", "jsonl"], workdir, database_url)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 

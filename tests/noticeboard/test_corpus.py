@@ -47,7 +47,7 @@ def _run_corpus(workdir: Path, corpus_dir: Path, database_url: str | None = None
         database_url,
     )
     assert result.returncode == 0, result.stderr
-    return export(workdir, database_url)
+    return export(workdir, database_url, CORPUS_CATALOG)
 
 
 def _check_export(records: list[dict[str, object]], corpus_dir: Path) -> None:

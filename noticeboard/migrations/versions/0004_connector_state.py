@@ -6,10 +6,8 @@ Revises: 0003
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
-
-import noticeboard.store.types  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0004"
 down_revision = "0003"
@@ -18,8 +16,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("source_state", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("url_state", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("source_state", schema=None) as batch_op:
+        batch_op.drop_column("url_state")
