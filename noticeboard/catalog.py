@@ -17,6 +17,9 @@ import yaml
 
 from noticeboard.errors import CatalogError
 
+# libyaml's loader is about 30 times faster than the pure-Python one; both are safe loaders.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 SOURCE_KINDS = ("rss", "atom", "html")
 COUNTRIES = ("FI", "SE", "EE", "LV")
 DEFAULT_SCHEDULE = "@hourly"
@@ -94,7 +97,7 @@ def load_catalog(path: str | Path) -> Catalog:
     """Read and validate a catalog file."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except OSError as error:
         raise CatalogError(f"cannot read catalog {path}: {error.strerror}; check the path") from error
     except yaml.YAMLError as error:

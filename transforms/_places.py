@@ -19,6 +19,9 @@ import yaml
 from noticeboard.errors import ConfigError
 from transforms._text import Token, exact_form, fold, split_words
 
+# libyaml's loader is about 30 times faster than the pure-Python one; both are safe loaders.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 logger = logging.getLogger(__name__)
 
 REGIONS_PATH = Path(__file__).parent / "data" / "regions.yaml"
@@ -73,7 +76,7 @@ def load_regions(path: Path | None = None) -> RegionVocabulary:
     """Read and check the region vocabulary (data/regions.yaml unless a path is given)."""
     path = path or REGIONS_PATH
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"cannot read region vocabulary {path}: {error}") from error
 

@@ -18,6 +18,9 @@ import yaml
 from noticeboard.errors import ConfigError
 from transforms._text import Token, exact_form, fold, split_words
 
+# libyaml's loader is about 30 times faster than the pure-Python one; both are safe loaders.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 logger = logging.getLogger(__name__)
 
 TOPICS_PATH = Path(__file__).parent / "data" / "topics.yaml"
@@ -96,7 +99,7 @@ def load_topics(path: Path | None = None) -> dict[str, Topic]:
     """Read and check the topic vocabulary (data/topics.yaml unless a path is given)."""
     path = path or TOPICS_PATH
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"cannot read topic vocabulary {path}: {error}") from error
 
