@@ -31,6 +31,7 @@ from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from urllib3.exceptions import MaxRetryError, NameResolutionError
 
 from connectors._charset import decode_document
 from connectors._retry import RETRY_STATUSES, RateLimitedError, backoff_delay, parse_retry_after
@@ -264,6 +265,11 @@ class HttpFetcher:
                 )
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
                 cause = f"connection failed: {_short(error)}"
+                unresolvable = _unresolvable_host(error)
+                if unresolvable:
+                    # A host name that does not resolve, or a URL missing from a replay, will not
+                    # appear within seconds: waiting and retrying in this run only delays the rest.
+                    raise FetchError(source_id, url, f"{unresolvable}; the next run tries again") from error
 
             if retry_after is not None and retry_after > settings.retry_after_ceiling:
                 raise RateLimitedError(
@@ -359,6 +365,23 @@ def _check_scheme(url: str, source_id: str, requested: str) -> None:
 def _status_cause(response: requests.Response) -> str:
     reason = f" {response.reason}" if response.reason else ""
     return f"HTTP {response.status_code}{reason}"
+
+
+def _unresolvable_host(error: Exception) -> str | None:
+    """Describe a failure that retrying in this run cannot fix, or return None."""
+    from noticeboard.replay import ReplayMiss
+
+    if isinstance(error, ReplayMiss):
+        return str(error)
+    reason: BaseException | None = error
+    while reason is not None:
+        if isinstance(reason, NameResolutionError):
+            return f"cannot resolve host {reason._host} (DNS lookup failed)"
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+            continue
+        reason = reason.args[0] if reason.args and isinstance(reason.args[0], BaseException) else None
+    return None
 
 
 def _short(error: BaseException) -> str:
