@@ -46,7 +46,9 @@ def json_response(request: Request, document: Any, status: int = 200) -> Respons
     return conditional_response(request, body, "application/json", status)
 
 
-def conditional_response(request: Request, body: bytes, media_type: str, status: int = 200) -> Response:
+def conditional_response(
+    request: Request, body: bytes, media_type: str, status: int = 200
+) -> Response:
     """Return `body` with a strong ETag, or 304 when `If-None-Match` names it."""
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
@@ -87,7 +89,9 @@ class NoticeQuery:
         """Read and check the query parameters, raising `BadRequest` naming the invalid one."""
         limit_raw = params.get("limit", str(DEFAULT_LIMIT))
         if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= MAX_LIMIT:
-            raise BadRequest(f"limit={limit_raw!r} is invalid; use a whole number from 1 to {MAX_LIMIT}")
+            raise BadRequest(
+                f"limit={limit_raw!r} is invalid; use a whole number from 1 to {MAX_LIMIT}"
+            )
         return cls(
             region=params.get("region") or None,
             topic=params.get("topic") or None,
@@ -142,7 +146,9 @@ class NoticeQuery:
 
 
 def _has_tag(kind: str, value: str) -> Any:
-    return exists().where(NoticeTag.notice_id == Notice.id, NoticeTag.kind == kind, NoticeTag.value == value)
+    return exists().where(
+        NoticeTag.notice_id == Notice.id, NoticeTag.kind == kind, NoticeTag.value == value
+    )
 
 
 def _after(published: datetime | None, notice_id: str) -> Any:
@@ -162,7 +168,9 @@ def _parse_time(name: str, raw: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as error:
-        raise BadRequest(f"{name}={raw!r} is not an ISO 8601 time; use e.g. 2026-03-04T09:00:00+02:00") from error
+        raise BadRequest(
+            f"{name}={raw!r} is not an ISO 8601 time; use e.g. 2026-03-04T09:00:00+02:00"
+        ) from error
     if moment.tzinfo is None:
         raise BadRequest(f"{name}={raw!r} has no UTC offset; add one, e.g. Z or +02:00")
     return moment
@@ -181,9 +189,13 @@ def decode_cursor(cursor: str) -> tuple[datetime | None, str]:
         published, notice_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         moment = datetime.fromisoformat(published) if published else None
     except (ValueError, TypeError, binascii.Error, UnicodeError) as error:
-        raise BadRequest(f"cursor={cursor!r} is invalid; use the next_cursor of a previous response") from error
+        raise BadRequest(
+            f"cursor={cursor!r} is invalid; use the next_cursor of a previous response"
+        ) from error
     if not isinstance(notice_id, str) or (moment is not None and moment.tzinfo is None):
-        raise BadRequest(f"cursor={cursor!r} is invalid; use the next_cursor of a previous response")
+        raise BadRequest(
+            f"cursor={cursor!r} is invalid; use the next_cursor of a previous response"
+        )
     return moment, notice_id
 
 
@@ -206,14 +218,19 @@ class NoticeEndpoints:
             notices = list(session.scalars(query.statement()))
             has_more = len(notices) > query.limit
             notices = notices[: query.limit]
-            items = [build_item(view, self.context, query.language) for view in load_views(session, notices)]
+            items = [
+                build_item(view, self.context, query.language)
+                for view in load_views(session, notices)
+            ]
 
         document: dict[str, Any] = {"items": items, "next_cursor": None, "next_url": None}
         if has_more and notices:
             last = notices[-1]
             cursor = encode_cursor(last.published_at, last.id)
             document["next_cursor"] = cursor
-            document["next_url"] = f"{self.context.base_url}/notices?{urlencode(query.next_params(cursor))}"
+            document["next_url"] = (
+                f"{self.context.base_url}/notices?{urlencode(query.next_params(cursor))}"
+            )
         return json_response(request, document)
 
     def get_notice(self, request: Request) -> Response:
@@ -221,9 +238,13 @@ class NoticeEndpoints:
         notice_id = request.path_params["notice_id"]
         language = request.query_params.get("language") or None
         with self.store.session() as session:
-            notice = session.scalars(select(Notice).where(Notice.id == notice_id, is_published())).first()
+            notice = session.scalars(
+                select(Notice).where(Notice.id == notice_id, is_published())
+            ).first()
             if notice is None:
-                return error_response(request, 404, f"notice {notice_id!r} not found or not published")
+                return error_response(
+                    request, 404, f"notice {notice_id!r} not found or not published"
+                )
             item = build_item(load_views(session, [notice])[0], self.context, language)
         return json_response(request, item)
 
@@ -234,11 +255,15 @@ class NoticeEndpoints:
             with self.store.session() as session:
                 session.execute(text("select 1"))
         except SQLAlchemyError as error:
-            logger.error("health_check_failed dialect=%s error=%s", self.store.dialect, type(error).__name__)
+            logger.error(
+                "health_check_failed dialect=%s error=%s", self.store.dialect, type(error).__name__
+            )
             body = {"status": "unavailable", "database": "unavailable", "feed": feed_present}
             return Response(json.dumps(body), status_code=503, media_type="application/json")
         body = {"status": "ok", "database": "ok", "feed": feed_present}
-        return Response(json.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})
+        return Response(
+            json.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"}
+        )
 
     def openapi(self, request: Request) -> Response:
         """`GET /openapi.json`: the OpenAPI 3.1 description of this API."""
@@ -248,10 +273,19 @@ class NoticeEndpoints:
 def openapi_document(base_url: str) -> dict[str, Any]:
     """Return the OpenAPI 3.1 description, written by hand to match the handlers above."""
     text_param = {"in": "query", "required": False, "schema": {"type": "string"}}
-    time_param = {"in": "query", "required": False, "schema": {"type": "string", "format": "date-time"}}
-    etag_header = {"ETag": {"description": "Strong validator of the body", "schema": {"type": "string"}}}
+    time_param = {
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "format": "date-time"},
+    }
+    etag_header = {
+        "ETag": {"description": "Strong validator of the body", "schema": {"type": "string"}}
+    }
     not_modified = {"description": "The If-None-Match ETag still matches; no body"}
-    error = {"description": "Invalid parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    error = {
+        "description": "Invalid parameter",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
     feed_file = {
         "get": {
             "summary": "A feed page written by `noticeboard feed`",
@@ -276,20 +310,54 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "get": {
                     "summary": "Published notices, newest first",
                     "parameters": [
-                        {"name": "region", "description": "Region code, e.g. FI or FI-18", **text_param},
+                        {
+                            "name": "region",
+                            "description": "Region code, e.g. FI or FI-18",
+                            **text_param,
+                        },
                         {"name": "topic", "description": "Topic slug", **text_param},
-                        {"name": "language", "description": "ISO 639-1 code; items are shown in it where translated", **text_param},
+                        {
+                            "name": "language",
+                            "description": "ISO 639-1 code; items are shown in it where translated",
+                            **text_param,
+                        },
                         {"name": "source", "description": "Catalog source id", **text_param},
-                        {"name": "since", "description": "Published at or after (with UTC offset)", **time_param},
-                        {"name": "until", "description": "Published before (with UTC offset)", **time_param},
-                        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
-                        {"name": "cursor", "description": "next_cursor of the previous page", **text_param},
+                        {
+                            "name": "since",
+                            "description": "Published at or after (with UTC offset)",
+                            **time_param,
+                        },
+                        {
+                            "name": "until",
+                            "description": "Published before (with UTC offset)",
+                            **time_param,
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_LIMIT,
+                                "default": DEFAULT_LIMIT,
+                            },
+                        },
+                        {
+                            "name": "cursor",
+                            "description": "next_cursor of the previous page",
+                            **text_param,
+                        },
                     ],
                     "responses": {
                         "200": {
                             "description": "One page of notices",
                             "headers": etag_header,
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NoticePage"}}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/NoticePage"}
+                                }
+                            },
                         },
                         "304": not_modified,
                         "400": error,
@@ -300,11 +368,24 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "get": {
                     "summary": "One published notice",
                     "parameters": [
-                        {"name": "notice_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "notice_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
                         {"name": "language", **text_param},
                     ],
                     "responses": {
-                        "200": {"description": "The notice", "headers": etag_header, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}}},
+                        "200": {
+                            "description": "The notice",
+                            "headers": etag_header,
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Item"}
+                                }
+                            },
+                        },
                         "304": not_modified,
                         "404": {"description": "Not found, withdrawn or not yet published"},
                     },
@@ -313,12 +394,29 @@ def openapi_document(base_url: str) -> dict[str, Any]:
             "/feed.json": feed_file,
             "/feed.xml": feed_file,
             "/{group}/{name}.json": feed_file,
-            "/health": {"get": {"summary": "Liveness and database check", "responses": {"200": {"description": "Healthy"}, "503": {"description": "Database unavailable"}}}},
-            "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3.1 document"}}}},
+            "/health": {
+                "get": {
+                    "summary": "Liveness and database check",
+                    "responses": {
+                        "200": {"description": "Healthy"},
+                        "503": {"description": "Database unavailable"},
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This description",
+                    "responses": {"200": {"description": "OpenAPI 3.1 document"}},
+                }
+            },
         },
         "components": {
             "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                },
                 "Item": {
                     "type": "object",
                     "description": "A JSON Feed 1.1 item with the `_noticeboard` extension",
@@ -333,7 +431,10 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                         "date_published": {"type": "string", "format": "date-time"},
                         "date_modified": {"type": "string", "format": "date-time"},
                         "language": {"type": "string"},
-                        "authors": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+                        "authors": {
+                            "type": "array",
+                            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+                        },
                         "tags": {"type": "array", "items": {"type": "string"}},
                         "_noticeboard": {"type": "object"},
                     },

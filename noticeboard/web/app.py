@@ -33,7 +33,9 @@ from publishers.jsonfeed import FeedContext
 
 logger = logging.getLogger(__name__)
 
-FEED_PATH = re.compile(r"^(?:(?:regions|topics|languages)/)?[A-Za-z0-9][A-Za-z0-9_-]*(?:\.\d+)?\.(json|xml)$")
+FEED_PATH = re.compile(
+    r"^(?:(?:regions|topics|languages)/)?[A-Za-z0-9][A-Za-z0-9_-]*(?:\.\d+)?\.(json|xml)$"
+)
 MEDIA_TYPES = {"json": "application/feed+json", "xml": "application/atom+xml"}
 
 
@@ -48,11 +50,15 @@ class FeedFiles:
         relative = request.path_params["path"]
         match = FEED_PATH.match(relative)
         if match is None:
-            return error_response(request, 404, f"{relative!r} is not a feed path; see /openapi.json")
+            return error_response(
+                request, 404, f"{relative!r} is not a feed path; see /openapi.json"
+            )
         try:
             body = (self.output_dir / relative).read_bytes()
         except FileNotFoundError:
-            return error_response(request, 404, f"feed {relative!r} not found; run `noticeboard feed` to write feeds")
+            return error_response(
+                request, 404, f"feed {relative!r} not found; run `noticeboard feed` to write feeds"
+            )
         return conditional_response(request, body, MEDIA_TYPES[match.group(1)])
 
 

@@ -103,7 +103,6 @@ def build_message(
     message["Subject"] = header_text(subject)
     message["Date"] = format_datetime(now)
     message["Message-ID"] = make_msgid(domain=_sender_domain(settings))
-    message["Content-Language"] = subscriber.language
     message["Auto-Submitted"] = "auto-generated"
 
     if links is not None:
@@ -118,6 +117,9 @@ def build_message(
 
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # Set last: `set_content` clears every Content-* header and `add_alternative` moves them into
+    # the first body part, so an earlier Content-Language never reached the top of the message.
+    message["Content-Language"] = subscriber.language
     return message
 
 

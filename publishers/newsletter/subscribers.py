@@ -76,17 +76,20 @@ class SignUp:
 
 
 def normalise_address(address: str) -> str:
-    """Return the normalised address or raise `InvalidAddressError`.
+    """Return the normalised ASCII address or raise `InvalidAddressError`.
 
-    email-validator normalises Unicode and the domain. The local part is lower-cased too:
-    RFC 5321 lets a server treat it case-sensitively, but mailbox providers do not, and
-    "Anna@" and "anna@" signing up separately would get every mail twice.
+    email-validator normalises Unicode and the domain, and an internationalised domain is kept
+    in its ASCII (IDNA) form, so the same mailbox is stored once and fits an ASCII `To` header.
+    A non-ASCII local part is rejected, because it needs SMTPUTF8, which the sender does not
+    use. The local part is lower-cased too: RFC 5321 lets a server treat it case-sensitively,
+    but mailbox providers do not, and "Anna@" and "anna@" signing up separately would get every
+    mail twice.
     """
     try:
-        result = validate_email(address.strip(), check_deliverability=False)
+        result = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as error:
         raise InvalidAddressError(f"the e-mail address is invalid: {error}") from error
-    return result.normalized.lower()
+    return str(result.ascii_email or result.normalized).lower()
 
 
 def find_by_address(session: Session, address: str) -> Subscriber | None:
