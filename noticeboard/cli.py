@@ -51,7 +51,7 @@ def cli(ctx: click.Context, catalog_path: Path | None, verbose: int) -> None:
     "--replay",
     type=click.Path(path_type=Path),
     default=None,
-    help="Replay manifest: answer every request from recorded responses, never the network.",
+    help="Replay manifest: serve every request from recorded responses, never the network.",
 )
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Folder for the feed files.")
 @click.pass_obj
@@ -129,7 +129,7 @@ def sources(ctx: click.Context) -> None:
 
 @sources.command("check")
 @click.option("--source", "source_ids", multiple=True, help="Source id to check (repeatable); default all.")
-@click.option("--replay", type=click.Path(path_type=Path), default=None, help="Replay manifest to answer requests.")
+@click.option("--replay", type=click.Path(path_type=Path), default=None, help="Replay manifest that serves the requests.")
 @click.pass_obj
 def sources_check(app: AppContext, source_ids: tuple[str, ...], replay: Path | None) -> None:
     """Fetch each source once and report what it found, without storing notices."""

@@ -43,7 +43,7 @@ class SourceSummary:
 
 @dataclass
 class RunReport:
-    """What one pass did, per source and per stage."""
+    """The outcome of one pass, per source and per stage."""
 
     sources: dict[str, SourceSummary] = field(default_factory=dict)
     stages: dict[str, Any] = field(default_factory=dict)
@@ -56,7 +56,7 @@ class RunReport:
 
 
 def utc_now() -> datetime:
-    """The current time, aware and in UTC."""
+    """Return the current time, aware and in UTC."""
     return datetime.now(timezone.utc)
 
 
@@ -84,7 +84,7 @@ class Runner:
         return cls(settings=settings, store=store, catalog=catalog, replay=Path(replay) if replay else None)
 
     def http_session(self) -> requests.Session:
-        """The requests session every fetch goes through; in replay it never opens a socket."""
+        """Return the requests session of every fetch; in replay it never opens a socket."""
         if self._session is None:
             if self.replay is not None:
                 from noticeboard.replay import replay_session

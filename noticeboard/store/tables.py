@@ -31,7 +31,7 @@ class Base(DeclarativeBase):
 
 
 class SourceState(Base):
-    """What the pipeline remembers about a catalog source between runs."""
+    """The state of a catalog source that the pipeline keeps between runs."""
 
     __tablename__ = "source_state"
 
