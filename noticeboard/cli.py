@@ -26,6 +26,21 @@ EXIT_ALL_FAILED = 1
 EXIT_UNUSABLE = 2
 
 
+def _use_catalog(ctx: click.Context, _parameter: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.find_object(AppContext).catalog_path = value
+
+
+catalog_option = click.option(
+    "--catalog",
+    type=click.Path(path_type=Path),
+    default=None,
+    expose_value=False,
+    callback=_use_catalog,
+    help="Catalog file to use instead of the packaged one (also accepted before the command).",
+)
+
+
 @click.group()
 @click.option(
     "--catalog",
@@ -46,6 +61,7 @@ def cli(ctx: click.Context, catalog_path: Path | None, verbose: int) -> None:
 
 
 @cli.command()
+@catalog_option
 @click.option("--source", "source_ids", multiple=True, help="Source id to run (repeatable); default all.")
 @click.option(
     "--replay",
@@ -94,6 +110,7 @@ def _print_run_table(report: Any) -> None:
 
 
 @cli.group(invoke_without_command=True)
+@catalog_option
 @click.pass_context
 def sources(ctx: click.Context) -> None:
     """List the catalog's sources with their health."""
@@ -128,6 +145,7 @@ def sources(ctx: click.Context) -> None:
 
 
 @sources.command("check")
+@catalog_option
 @click.option("--source", "source_ids", multiple=True, help="Source id to check (repeatable); default all.")
 @click.option("--replay", type=click.Path(path_type=Path), default=None, help="Replay manifest that serves the requests.")
 @click.pass_obj
@@ -148,6 +166,7 @@ def sources_check(app: AppContext, source_ids: tuple[str, ...], replay: Path | N
 
 
 @cli.command()
+@catalog_option
 @click.option("--format", "output_format", type=click.Choice(["table", "jsonl"]), default="table", help="Output format.")
 @click.option("--source", "source_ids", multiple=True, help="Only notices of this source (repeatable).")
 @click.option("--limit", type=int, default=None, help="Print at most this many notices.")
@@ -231,6 +250,7 @@ def _explain(store: Any, notice_id: str) -> None:
 
 
 @cli.command()
+@catalog_option
 @click.option("--pending", is_flag=True, required=True, help="Retry every pending translation that is due.")
 @click.option("--limit", type=int, default=None, help="Translate at most this many notices.")
 @click.pass_obj

@@ -78,6 +78,16 @@ def test_demo_values_exact(tmp_path: Path) -> None:
     assert daycare["language"] == "et"
 
 
+def test_catalog_option_after_command(tmp_path: Path) -> None:
+    result = noticeboard(
+        ["run", "--catalog", str(REPLAY_CATALOG), "--replay", str(REPLAY_MANIFEST), "--source", "example-lv-social"],
+        tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert [record["source"] for record in export(tmp_path)] == ["example-lv-social"]
+
+
 def test_rerun_changes_nothing(tmp_path: Path) -> None:
     run_demo(tmp_path)
     first = export(tmp_path)
