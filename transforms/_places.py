@@ -80,6 +80,16 @@ def load_regions(path: Path | None = None) -> RegionVocabulary:
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"cannot read region vocabulary {path}: {error}") from error
 
+    if (
+        not isinstance(document, dict)
+        or not isinstance(document.get("endings"), dict)
+        or not isinstance(document.get("regions"), list)
+    ):
+        raise ConfigError(
+            f"region vocabulary {path} needs an `endings:` mapping and a `regions:` list; "
+            "see docs/regions.md for the format"
+        )
+
     endings = {language: tuple(values) for language, values in document["endings"].items()}
     regions: dict[str, Region] = {}
     for entry in document["regions"]:

@@ -103,6 +103,11 @@ def load_topics(path: Path | None = None) -> dict[str, Topic]:
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"cannot read topic vocabulary {path}: {error}") from error
 
+    if not isinstance(document, dict) or not isinstance(document.get("topics"), list):
+        raise ConfigError(
+            f"topic vocabulary {path} has no `topics:` list; see docs/topics.md for the format"
+        )
+
     topics: dict[str, Topic] = {}
     for entry in document["topics"]:
         topic = _parse_topic(entry, path)

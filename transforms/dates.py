@@ -117,6 +117,9 @@ _ZONE_OFFSETS: dict[str, int] = {
 }
 
 _OFFSET = re.compile(r"(?:(?<=\s)|(?<=:\d\d))([+-])(\d{2}):?(\d{2})(?!\d)")
+# ISO 8601 also allows an offset of whole hours (`10:15:00+02`). It is accepted only right after a
+# time, because elsewhere `-12` is more likely part of a range or a number.
+_HOUR_OFFSET = re.compile(r"(?<=:\d\d)([+-])(\d{2})()(?![\d:])")
 _WORD = re.compile(r"[^\W\d_]+")
 _ISO_T = re.compile(r"(?<=\d)t(?=\d)")
 _FRACTION = re.compile(r"(?<=:\d\d)[.,]\d{1,9}")
@@ -125,14 +128,15 @@ _TIME = re.compile(
 )
 _MONTH_MARK = "#"
 
-# Date layouts over the prepared text, where month names are replaced by `#<number>`.
+# Date layouts over the prepared text, where month names are replaced by `#<number>`. Every month
+# mark ends with `(?!\d)`, so `#12 2026` (a month and year, no day) is not read as 2 January.
 _DATE_PATTERNS = (
     re.compile(r"(?<!\d)(?P<y>\d{4})[./-](?P<m>\d{1,2})[./-](?P<d>\d{1,2})(?!\d)\.?"),
     re.compile(r"(?<![\d.])(?P<d>\d{1,2})[./-](?P<m>\d{1,2})[./-](?P<y>\d{4})(?!\d)\.?"),
     re.compile(r"(?<!\d)(?P<y>\d{4})\.?\s+(?P<d>\d{1,2})[\s.]*#(?P<m>\d{1,2})(?!\d)"),
-    re.compile(r"(?<!\d)(?P<d>\d{1,2})[\s.-]*#(?P<m>\d{1,2})[\s.-]*(?P<y>\d{4})(?!\d)"),
-    re.compile(r"#(?P<m>\d{1,2})[\s.]*(?P<d>\d{1,2})[\s.]+(?P<y>\d{4})(?!\d)"),
-    re.compile(r"(?<!\d)(?P<y>\d{4})[\s.]*#(?P<m>\d{1,2})[\s.]*(?P<d>\d{1,2})(?!\d)"),
+    re.compile(r"(?<!\d)(?P<d>\d{1,2})[\s.-]*#(?P<m>\d{1,2})(?!\d)[\s.-]*(?P<y>\d{4})(?!\d)"),
+    re.compile(r"#(?P<m>\d{1,2})(?!\d)[\s.]*(?P<d>\d{1,2})[\s.]+(?P<y>\d{4})(?!\d)"),
+    re.compile(r"(?<!\d)(?P<y>\d{4})[\s.]*#(?P<m>\d{1,2})(?!\d)[\s.]*(?P<d>\d{1,2})(?!\d)"),
 )
 
 
@@ -213,10 +217,10 @@ def _prepare(raw: str) -> str:
 
 def _take_zone(text: str) -> tuple[str, int | None]:
     """Remove the offset or zone name from `text` and return it in minutes east of UTC."""
-    match = _OFFSET.search(text)
+    match = _OFFSET.search(text) or _HOUR_OFFSET.search(text)
     if match:
         sign = 1 if match.group(1) == "+" else -1
-        hours, minutes = int(match.group(2)), int(match.group(3))
+        hours, minutes = int(match.group(2)), int(match.group(3) or 0)
         if hours <= 14 and minutes < 60:
             text = text[: match.start()] + " " + text[match.end() :]
             return _drop_zone_names(text)[0], sign * (hours * 60 + minutes)

@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 # "quota exceeded". Retrying within the run cannot help, so the batch is deferred.
 _ACCOUNT_STATUSES = frozenset({401, 403, 456})
 ACCOUNT_RETRY_SECONDS = 3600.0
+# Smallest request size, in characters, that still fits a sentence. Smaller limits cut text into
+# fragments that translate badly.
+MIN_CHUNK_CHARS = 100
 _SEGMENT_SEPARATOR = "\n\n"
 _SEGMENT_SPLIT = re.compile(r"\n[ \t]*\n")
 _EDGE_SPACE = re.compile(r"^(\s*)(.*?)(\s*)$", re.DOTALL)
@@ -146,7 +149,7 @@ class RateLimiter:
 
     def __init__(self, rate_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         if rate_per_second <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"translation rate {rate_per_second} per second is invalid; "
                 "set NOTICEBOARD_TRANSLATION_RATE_PER_SECOND above 0"
             )
@@ -212,6 +215,11 @@ class Translator:
         self.chunk_chars = min(
             settings.translation_chunk_chars, _providers.PROVIDER_MAX_CHARS[self.provider]
         )
+        if self.chunk_chars < MIN_CHUNK_CHARS:
+            raise ConfigError(
+                f"NOTICEBOARD_TRANSLATION_CHUNK_CHARS={settings.translation_chunk_chars} is too "
+                f"small; use at least {MIN_CHUNK_CHARS} characters"
+            )
         self.sleep = sleep
         self.calls = 0
         self.memory_hits = 0

@@ -126,10 +126,10 @@ def translate_pending(
     deferred_until: datetime | None = None
     try:
         for row_id in due:
-            with store.session() as session:
-                memory.session = session
+            with store.session() as db_session:
+                memory.session = db_session
                 deferred_until = _process_row(
-                    session, row_id, translator, now, deferred_until, report
+                    db_session, row_id, translator, now, deferred_until, report
                 )
     except ConfigError as error:
         logger.error(

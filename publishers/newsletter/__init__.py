@@ -78,6 +78,13 @@ def _run(
     dry_run_dir: Path | None,
     sender: SmtpSender | None,
 ) -> MailReport:
+    if not settings.public_base_url.startswith("https://"):
+        # RFC 8058 one-click needs an https List-Unsubscribe URL, so providers ignore this one.
+        logger.warning(
+            "newsletter unsubscribe_url_not_https base_url=%s "
+            "(set NOTICEBOARD_PUBLIC_BASE_URL to the https address of `noticeboard serve`)",
+            settings.public_base_url,
+        )
     if dry_run_dir is not None:
         return write_plan(plan, dry_run_dir)
     if not plan.mails and not plan.deferred:

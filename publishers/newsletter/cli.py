@@ -150,8 +150,9 @@ def remove_command(app: AppContext, address: str) -> None:
     """Delete a subscriber and their mail ledger, leaving no personal data."""
     try:
         normalised = normalise_address(address)
-    except InvalidAddressError as error:
-        raise click.UsageError(str(error)) from error
+    except InvalidAddressError:
+        # Rows stored before a validation rule was tightened must stay removable.
+        normalised = address.strip().lower()
     with app.open_store().session() as session:
         subscriber = find_by_address(session, normalised)
         if subscriber is None:
@@ -241,6 +242,8 @@ def _subscribers(session: Session, status: str | None) -> list[Subscriber]:
 
 
 def _write_csv(handle: IO[str], rows: list[Subscriber]) -> None:
+    # NOTE: a valid address may start with "=", "+" or "-", which spreadsheet programs run as a
+    # formula. The cells are written unchanged so the file imports back exactly.
     writer = csv.writer(handle)
     writer.writerow(EXPORT_COLUMNS)
     for subscriber in rows:

@@ -178,6 +178,8 @@ def plan_digests(
     """Plan this period's digest for each subscriber with at least one notice to show.
 
     The daily run also mails immediate subscribers the notices deferred by their daily limit.
+    A subscriber who switched from immediate to daily or weekly gets such deferred notices in
+    their next digest.
     """
     plan = Plan()
     zone = settings.newsletter_timezone
@@ -188,10 +190,9 @@ def plan_digests(
     for subscriber in active_subscribers(session, frequencies):
         if _period_taken(session, subscriber.id, frequency, period):
             continue
-        if subscriber.frequency == IMMEDIATE:
-            views = _deferred_views(session, subscriber)
-        else:
-            views = _unhandled(session, subscriber, candidates)
+        views = _deferred_views(session, subscriber)
+        if subscriber.frequency != IMMEDIATE:
+            views += _unhandled(session, subscriber, candidates)
         if not views:
             logger.debug("digest empty subscriber=%s period=%s", subscriber.id, period)
             continue

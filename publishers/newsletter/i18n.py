@@ -91,8 +91,14 @@ def gettext(language: str, message: str) -> str:
 
 
 def language_name(code: str, in_language: str | None = None) -> str:
-    """Return the name of language `code`, in its own language unless `in_language` is given."""
-    name = Locale.parse(code).get_display_name(Locale.parse(in_language or code)) or code
+    """Return the name of language `code`, in its own language unless `in_language` is given.
+
+    A self-name stands alone in the language menu, so it is capitalised. A name in another
+    language runs inside a sentence, so it keeps the CLDR case: Finnish in Estonian is "soome".
+    """
+    if in_language is not None:
+        return Locale.parse(code).get_display_name(Locale.parse(in_language)) or code
+    name = Locale.parse(code).get_display_name(Locale.parse(code)) or code
     return name[:1].upper() + name[1:]
 
 

@@ -130,9 +130,12 @@ class NewsletterPages:
             preferences = Preferences.checked(**values)
             address = normalise_address(str(form.get("email", "")))
         except (InvalidAddressError, PreferenceError) as error:
+            # The exception text is English, so the page shows a catalogue message instead.
+            invalid = "address" if isinstance(error, InvalidAddressError) else "choice"
+            logger.info("subscribe rejected reason=invalid-%s", invalid)
             context = {
-                "preferences": Preferences(language),
-                "error": str(error),
+                "preferences": _unchecked_preferences(values),
+                "invalid": invalid,
                 "email": form.get("email", ""),
             }
             return self._page(request, language, "subscribe.html", context, status_code=422)
@@ -241,10 +244,15 @@ class NewsletterPages:
         if not self._csrf_valid(request, form):
             return self._csrf_failed(request, language)
 
+        values = _preference_values(form, subscriber.language)
         try:
-            preferences = Preferences.checked(**_preference_values(form, subscriber.language))
-        except PreferenceError as error:
-            context = self._preferences_context(subscriber) | {"error": str(error)}
+            preferences = Preferences.checked(**values)
+        except PreferenceError:
+            logger.info("preferences rejected subscriber=%s reason=invalid-choice", subscriber.id)
+            context = self._preferences_context(subscriber) | {
+                "preferences": _unchecked_preferences(values),
+                "invalid": "choice",
+            }
             return self._page(request, language, "preferences.html", context, status_code=422)
 
         updated = await run_in_threadpool(
@@ -278,24 +286,33 @@ class NewsletterPages:
         return self._page(request, language, "unsubscribe.html", {"done": done})
 
     async def unsubscribe(self, request: Request) -> Response:
-        """Unsubscribe at once: the RFC 8058 one-click POST and the page's button both land here."""
-        subscriber = await run_in_threadpool(self._subscriber_from, UNSUBSCRIBE, request)
-        if subscriber is None:
+        """Unsubscribe at once: the RFC 8058 one-click POST and the page's button both land here.
+
+        A valid link of a subscriber removed since then also gets the success page, because that
+        address gets no more mail either way and a mailbox provider expects a 2xx reply.
+        """
+        key = self._key_from(UNSUBSCRIBE, request)
+        if key is None:
             return self._invalid_link(request)
-        await run_in_threadpool(
-            self._update, subscriber.key, lambda s: unsubscribe(s, now=self.clock())
+        subscriber = await run_in_threadpool(
+            self._update, key, lambda s: unsubscribe(s, now=self.clock())
         )
-        language = _request_language(request, subscriber.language)
+        language = _request_language(request, subscriber.language if subscriber else None)
         context = {"subscribe_url": f"{PREFIX}/subscribe?lang={language}"}
         return self._page(request, language, "unsubscribed.html", context)
 
     # Shared helpers.
 
-    def _subscriber_from(self, purpose: str, request: Request) -> Subscriber | None:
+    def _key_from(self, purpose: str, request: Request) -> str | None:
         try:
-            key = self.signer.load(purpose, request.path_params["token"])
+            return self.signer.load(purpose, request.path_params["token"])
         except TokenError as error:
             logger.info("link rejected purpose=%s expired=%s", purpose, error.expired)
+            return None
+
+    def _subscriber_from(self, purpose: str, request: Request) -> Subscriber | None:
+        key = self._key_from(purpose, request)
+        if key is None:
             return None
         with self.store.session() as session:
             subscriber = find_by_key(session, key)
@@ -402,6 +419,16 @@ def _request_language(request: Request, fallback: str | None = None) -> str:
 
 def _pick_language(value: str, request: Request) -> str:
     return value if value in LANGUAGES else _request_language(request)
+
+
+def _unchecked_preferences(values: dict[str, Any]) -> Preferences:
+    """Return a rejected form's choices unchecked, so the page shown again keeps what was ticked."""
+    return Preferences(
+        language=values["language"],
+        regions=tuple(values["regions"]),
+        topics=tuple(values["topics"]),
+        frequency=values["frequency"],
+    )
 
 
 def _preference_values(form: Any, default_language: str) -> dict[str, Any]:

@@ -70,6 +70,8 @@ CASES = [
     ("2026-05-28T00:55:47Z", HELSINKI, "2026-05-28T00:55:47", DATETIME, False),
     ("2026-03-04T10:15:00.250+02:00", HELSINKI, "2026-03-04T08:15:00", DATETIME, False),
     ("2012-02-13", HELSINKI, "2012-02-12T22:00:00", DATE, True),
+    ("2026-06-10T09:00:00+02", HELSINKI, "2026-06-10T07:00:00", DATETIME, False),
+    ("2026-03-04 10:15:00-05", HELSINKI, "2026-03-04T15:15:00", DATETIME, False),
     # Russian
     ("4 декабря 2026", RIGA, "2026-12-03T22:00:00", DATE, True),
     ("4 марта 2026 г. в 10:15", TALLINN, "2026-03-04T08:15:00", DATETIME, True),
@@ -149,6 +151,10 @@ def test_near_future_kept() -> None:
         "32.1.2026",
         "4.12.2026 klo 25.00",
         "12/2026",
+        "December 2026",
+        "joulukuu 2026",
+        "2026. gada decembris",
+        "2026 december",
         "x" * 500,
     ],
 )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import transforms.tagging
 from noticeboard.catalog import Source
+from noticeboard.errors import ConfigError
 from noticeboard.models import Tag
 from transforms._topics import TOPIC_SLUGS
 from transforms.tagging import (
@@ -175,6 +178,60 @@ def test_vocabulary_every_estonian_county() -> None:
     assert len(counties) == 15
 
 
+REQUIRED_SUBDIVISIONS = [
+    "FI-01",
+    "FI-06",
+    "FI-09",
+    "FI-16",
+    "FI-17",
+    "FI-18",
+    "FI-19",
+    "SE-AB",
+    "SE-C",
+    "SE-D",
+    "SE-E",
+    "SE-I",
+    "SE-X",
+    "LV-RIX",
+    "LV-PIERIGA",
+    "LV-KURZEME",
+    "LV-VIDZEME",
+    "LV-ZEMGALE",
+]
+COUNTRY_LANGUAGES = {"FI": "fi", "SE": "sv", "EE": "et", "LV": "lv"}
+
+
+@pytest.mark.parametrize("code", REQUIRED_SUBDIVISIONS)
+def test_vocabulary_required_subdivision(code: str) -> None:
+    region = load_regions().regions[code]
+
+    assert region.kind == "subdivision"
+    assert region.parent == code[:2]
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "topics: 3\n", "regions: []\n"])
+def test_malformed_vocabulary_rejected(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "vocabulary.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(ConfigError, match="vocabulary"):
+        load_topics(path)
+    with pytest.raises(ConfigError, match="vocabulary"):
+        load_regions(path)
+
+
+def test_vocabulary_names_in_three_languages() -> None:
+    regions = load_regions().regions
+    missing = []
+    for code, region in regions.items():
+        country = code[:2]
+        for language in ("en", "ru", COUNTRY_LANGUAGES[country]):
+            if not region.names.get(language):
+                missing.append(f"{code}:{language}")
+
+    assert missing == []
+
+
 # False-hit guards
 
 FALSE_HITS = [
@@ -261,6 +318,16 @@ TOPIC_KEYWORDS = [
     ("lv", "Birojs slēgts piektdien", "service-disruption"),
     ("en", "Office closed on Friday", "service-disruption"),
     ("ru", "Бюро закрыто в пятницу", "service-disruption"),
+    ("fi", "Tartuntatautitilanne on rauhoittunut", "healthcare"),
+    ("sv", "Sjukdomsfallen minskar i länet", "healthcare"),
+    ("et", "Nakkushaiguste arv kasvab", "healthcare"),
+    ("lv", "Slimības gadījumu skaits samazinās", "healthcare"),
+    ("en", "Infectious disease cases fall", "healthcare"),
+    ("ru", "Число заболеваний снижается", "healthcare"),
+    ("sv", "Hyrorna höjs nästa år", "housing"),
+    ("lv", "Īri var maksāt internetā", "housing"),
+    ("en", "Renting a flat gets cheaper", "housing"),
+    ("ru", "Квартплата вырастет в январе", "housing"),
 ]
 
 
@@ -306,6 +373,28 @@ def test_topic_excluded_authority_name() -> None:
     tags = tag_notice("Verohallinto tiedottaa", "", "fi", make_source())
 
     assert values(tags, "topic") == {"other"}
+
+
+AUTHORITY_NAMES = [
+    ("fi", "Digi- ja väestötietovirasto tiedottaa"),
+    ("et", "Politsei- ja Piirivalveameti uus kodulehekülg"),
+    ("ru", "Департамент полиции и погранохраны обновил сайт"),
+    ("en", "Police and Border Guard Board opens a new website"),
+    ("lv", "Pilsonības un migrācijas lietu pārvalde atjauno mājaslapu"),
+]
+
+
+@pytest.mark.parametrize(("language", "title"), AUTHORITY_NAMES)
+def test_topic_authority_name_not_topic(language: str, title: str) -> None:
+    tags = tag_notice(title, "", language, make_source(languages=(language,)))
+
+    assert values(tags, "topic") == {"other"}
+
+
+def test_topic_swedish_estimate_not_tax() -> None:
+    tags = tag_notice("Vi meddelar en uppskattning av leveranstiden", "", "sv", make_source())
+
+    assert "taxation" not in values(tags, "topic")
 
 
 def test_topic_fallback_other() -> None:

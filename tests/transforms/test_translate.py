@@ -17,7 +17,7 @@ from tests.servers.translator import TranslatorServer
 from transforms._chunking import join_chunks, split_text
 from transforms._glossary import load_glossary
 from transforms._providers import parse_retry_after
-from transforms.translate import RetryPolicy, TranslationDeferred, Translator
+from transforms.translate import RateLimiter, RetryPolicy, TranslationDeferred, Translator
 from transforms.translate_stage import queue_translations, translate_pending
 
 NOW = datetime(2026, 3, 4, 8, 15, tzinfo=UTC)
@@ -442,6 +442,44 @@ def test_missing_url_keeps_pending(settings: Settings, store: Store) -> None:
     add_notice(store, settings, "n1")
     translate_pending(store, settings.replace(translator_url=""), now=NOW)
     assert translation_of(store, "n1").status == "pending"
+
+
+@pytest.mark.parametrize(
+    "changes", [{"translation_rate_per_second": 0.0}, {"translation_chunk_chars": 1}]
+)
+def test_invalid_setting_keeps_pending(
+    changes: dict[str, float], server: TranslatorServer, settings: Settings, store: Store
+) -> None:
+    add_notice(store, settings, "n1")
+
+    report = translate_pending(store, settings.replace(**changes), now=NOW)
+
+    assert report.translated == 0
+    assert translation_of(store, "n1").status == "pending"
+    assert server.calls == 0
+
+
+def test_rate_limiter_spaces_requests() -> None:
+    clock = [100.0]
+    sleep = FakeSleep()
+    limiter = RateLimiter(2.0, clock=lambda: clock[0])
+
+    for _ in range(3):
+        limiter.wait(sleep)
+
+    assert sleep.calls == [0.5, 1.0]
+
+
+def test_rate_limiter_no_wait_after_pause() -> None:
+    clock = [100.0]
+    sleep = FakeSleep()
+    limiter = RateLimiter(2.0, clock=lambda: clock[0])
+
+    limiter.wait(sleep)
+    clock[0] += 5.0
+    limiter.wait(sleep)
+
+    assert sleep.calls == []
 
 
 def test_retry_after_http_date() -> None:

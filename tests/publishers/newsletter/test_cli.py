@@ -57,6 +57,30 @@ def test_list_and_remove(app: AppContext, store: Store, smtp: RecordingHandler) 
     assert after.output == ""
 
 
+def test_remove_legacy_address(app: AppContext, store: Store) -> None:
+    from publishers.newsletter.tables import Subscriber
+
+    with store.session() as session:
+        session.add(
+            Subscriber(
+                key="0" * 32,
+                email="äijä@example.fi",
+                language="fi",
+                regions=[],
+                topics=[],
+                frequency="daily",
+                status="pending",
+                created_at=datetime(2026, 3, 1, tzinfo=UTC),
+            )
+        )
+
+    removed = _invoke(subscribers_group, app, "remove", "Äijä@example.fi")
+    after = _invoke(subscribers_group, app, "list")
+
+    assert removed.exit_code == 0
+    assert after.output == ""
+
+
 def test_export_csv(app: AppContext, store: Store, tmp_path: Path) -> None:
     add_subscriber(store, "anna@example.org", regions=["FI-18", "EE"], topics=["housing"])
     output = tmp_path / "subscribers.csv"

@@ -113,3 +113,25 @@ def test_limit_counts_per_local_day(
 
     assert report.sent == 1
     assert report.deferred == 0
+
+
+def test_deferred_kept_after_switch_to_weekly(
+    store: Store, settings: Settings, smtp: RecordingHandler
+) -> None:
+    from publishers.newsletter.subscribers import find_by_address
+
+    add_subscriber(store, "anna@example.org", frequency="immediate")
+    for number in range(3):
+        add_notice(
+            store, f"n{number}", f"Tiedote {number}", first_seen_at=NOW + timedelta(minutes=number)
+        )
+    send_immediate(store, settings, now=NOW + timedelta(minutes=30))
+    with store.session() as session:
+        find_by_address(session, "anna@example.org").frequency = "weekly"  # type: ignore[union-attr]
+
+    report = send_digests(store, settings, "weekly", now=NOW + timedelta(days=1))
+
+    text = smtp.messages_to("anna@example.org")[-1].get_body(("plain",)).get_content()
+    assert report.sent == 1
+    assert "Tiedote 2" in text
+    assert "Tiedote 0" not in text

@@ -87,6 +87,12 @@ def test_list_unsubscribe_headers(store: Store, settings: Settings, smtp: Record
     assert "=?" not in _raw_header(smtp.received[0].data, "List-Unsubscribe")
 
 
+def test_content_language_on_wire(store: Store, settings: Settings, smtp: RecordingHandler) -> None:
+    _weekly_digest(store, settings)
+
+    assert smtp.received[0].message()["Content-Language"] == "fi"
+
+
 def test_footer_links_preferences(store: Store, settings: Settings, smtp: RecordingHandler) -> None:
     _weekly_digest(store, settings)
     message = smtp.received[0].message()
@@ -135,6 +141,7 @@ def test_translation_labelled_and_original_linked(
 
     assert "Vägarbetet avslutas" in html
     assert "Maskinöversättning (google)" in html
+    assert "Original (finska):" in html
     assert 'lang="fi"' in html
     assert "Tietyö päättyy" in html
     assert "Asuntotuki muuttuu" in html

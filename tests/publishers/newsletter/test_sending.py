@@ -289,3 +289,17 @@ def test_dry_run_writes_files(
     assert report.files == files
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in files[0].read_bytes()
     assert real.sent == 1
+
+
+def test_plain_http_base_url_warns(
+    store: Store, settings: Settings, smtp: RecordingHandler, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_subscriber(store, "anna@example.org")
+    add_notice(store, "n1", "Tietyö päättyy")
+    plain = settings.replace(public_base_url="http://news.example.org")
+
+    send_digests(store, plain, "daily", now=LATER)
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("unsubscribe_url_not_https" in message for message in warnings)
+    assert len(smtp.received) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,10 +113,73 @@ def test_invalid_address_rejected(client: TestClient, smtp: RecordingHandler) ->
 
 
 def test_unknown_topic_rejected(client: TestClient, smtp: RecordingHandler) -> None:
-    response = _subscribe(client, "anna@example.org", topics=["gardening"])
+    response = _subscribe(
+        client, "anna@example.org", topics=["gardening", "housing"], frequency="weekly"
+    )
 
     assert response.status_code == 422
-    assert "gardening" in response.text
+    assert "Choose the language, frequency, regions and topics" in response.text
+    assert 'value="housing" aria-describedby="topics-hint" checked' in response.text
+    assert 'value="weekly" checked' in response.text
+    assert smtp.received == []
+
+
+def test_form_error_localised(client: TestClient, smtp: RecordingHandler) -> None:
+    response = _subscribe(client, "not an address", language="fi")
+
+    assert response.status_code == 422
+    assert "Anna kelvollinen sähköpostiosoite" in response.text
+    assert 'aria-invalid="true" aria-describedby="form-error"' in response.text
+    assert "@-sign" not in response.text
+
+
+def test_non_ascii_local_part_rejected(
+    client: TestClient, store: Store, smtp: RecordingHandler
+) -> None:
+    response = _subscribe(client, "äijä@example.fi")
+
+    with store.session() as session:
+        rows = session.scalars(select(Subscriber)).all()
+    assert response.status_code == 422
+    assert rows == []
+    assert smtp.received == []
+
+
+def test_idn_domain_stored_as_ascii(
+    client: TestClient, store: Store, smtp: RecordingHandler
+) -> None:
+    response = _subscribe(client, "Aino@Ääkkönen.fi")
+
+    assert response.status_code == 200
+    assert _subscriber(store, "aino@xn--kknen-fraa0m.fi").status == "pending"
+    assert len(smtp.messages_to("aino@xn--kknen-fraa0m.fi")) == 1
+
+
+def test_preferences_error_keeps_choices(
+    client: TestClient, store: Store, smtp: RecordingHandler
+) -> None:
+    _subscribe(client, "anna@example.org")
+    _confirm(client, smtp, "anna@example.org")
+    _subscribe(client, "anna@example.org")
+    preferences_path = next(
+        link for link in _links(smtp, "anna@example.org") if "/preferences/" in link
+    )
+
+    response = client.post(
+        preferences_path,
+        data={
+            "csrf_token": _csrf(client, preferences_path),
+            "language": "sv",
+            "frequency": "hourly",
+            "regions": ["FI-18"],
+        },
+    )
+
+    assert response.status_code == 422
+    assert "Choose the language, frequency, regions and topics" in response.text
+    assert '<option value="sv" lang="sv" selected>' in response.text
+    assert 'value="FI-18" aria-describedby="regions-hint" checked' in response.text
+    assert _subscriber(store, "anna@example.org").frequency == "daily"
 
 
 def test_subscribe_without_csrf_rejected(client: TestClient, smtp: RecordingHandler) -> None:
@@ -235,6 +299,33 @@ def test_one_click_unsubscribe_post(
     assert _subscriber(store, "anna@example.org").status == "unsubscribed"
 
 
+def test_one_click_after_removal_succeeds(
+    client: TestClient, store: Store, smtp: RecordingHandler
+) -> None:
+    from publishers.newsletter.subscribers import remove
+
+    _subscribe(client, "anna@example.org")
+    _confirm(client, smtp, "anna@example.org")
+    _subscribe(client, "anna@example.org")
+    unsubscribe_path = next(
+        link for link in _links(smtp, "anna@example.org") if "/unsubscribe/" in link
+    )
+    with store.session() as session:
+        remove(session, session.merge(_subscriber(store, "anna@example.org")))
+
+    response = client.post(unsubscribe_path, content=b"List-Unsubscribe=One-Click")
+
+    assert response.status_code == 200
+
+
+def test_one_click_forged_link_rejected(client: TestClient) -> None:
+    response = client.post(
+        "/newsletter/unsubscribe/forged.token.value", content=b"List-Unsubscribe=One-Click"
+    )
+
+    assert response.status_code == 404
+
+
 def test_unsubscribe_get_keeps_subscription(
     client: TestClient, store: Store, smtp: RecordingHandler
 ) -> None:
@@ -316,3 +407,19 @@ def test_provider_one_click_request(
     assert body.strip() == b"List-Unsubscribe=One-Click"
     assert response.status_code in (200, 202, 204)
     assert _subscriber(store, "anna@example.org").status == "unsubscribed"
+
+
+def test_pages_log_no_address(
+    client: TestClient, smtp: RecordingHandler, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    _subscribe(client, "secret.person@example.org")
+    _subscribe(client, "secret.person@@example.org")
+    _confirm(client, smtp, "secret.person@example.org")
+
+    ours = [
+        record.getMessage() for record in caplog.records if not record.name.startswith("mail.log")
+    ]
+    assert ours
+    assert not [message for message in ours if "secret.person" in message]
