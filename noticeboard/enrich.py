@@ -57,6 +57,7 @@ def _enrich_one(session: Session, notice: Notice, catalog: Catalog, settings: Se
 
     try:
         with session.begin_nested():
+            notice.source_timezone = source.timezone
             detect_notice_language(notice, source, settings)
             replace_tags(session, notice, source)
             queue_notice_translations(session, notice, settings)

@@ -29,6 +29,30 @@ SECRET_FIELDS = frozenset(
     }
 )
 
+# Lowest accepted value of each numeric setting; a smaller one is a configuration error.
+MINIMUMS: dict[str, float] = {
+    "connect_timeout": 0.1,
+    "read_timeout": 0.1,
+    "max_body_bytes": 1024,
+    "max_retries": 0,
+    "backoff_base": 0.0,
+    "retry_after_ceiling": 0.0,
+    "host_min_interval": 0.0,
+    "stale_factor": 1.0,
+    "failure_backoff_cap": 1.0,
+    "translation_chunk_chars": 100,
+    "translation_rate_per_second": 0.01,
+    "withdraw_after_fetches": 1,
+    "summary_chars": 20,
+    "feed_page_size": 1,
+    "immediate_daily_limit": 0,
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "language_detector": ("lingua", "langdetect"),
+    "smtp_security": ("none", "starttls", "tls"),
+    "mastodon_visibility": ("public", "unlisted", "private", "direct"),
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -97,6 +121,18 @@ class Settings:
     alert_email: str = ""
 
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, minimum in MINIMUMS.items():
+            value = getattr(self, name)
+            if value < minimum:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}={value} is too small; use at least {minimum}")
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}={value!r} is invalid; use one of {', '.join(allowed)}")
+        if not 1 <= self.smtp_port <= 65535:
+            raise ConfigError(f"{ENV_PREFIX}SMTP_PORT={self.smtp_port} is not a TCP port (1 to 65535)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

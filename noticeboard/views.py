@@ -50,6 +50,7 @@ class NoticeView:
 
     def published_iso(self, zone: str | None = None) -> str | None:
         """The published time as ISO 8601 with offset, or the date alone where no time was printed."""
+        zone = zone or self.notice.source_timezone
         return format_published(self.notice.published_at, self.notice.published_precision, zone)
 
 
@@ -133,7 +134,7 @@ def export_record(view: NoticeView, zone: str | None = None) -> dict[str, object
         "url": notice.url,
         "title": notice.title,
         "summary": notice.summary_text,
-        "published": _isoformat(notice.published_at, zone),
+        "published": _isoformat(notice.published_at, zone or notice.source_timezone),
         "published_raw": notice.published_raw,
         "published_precision": notice.published_precision,
         "published_zone_assumed": notice.published_zone_assumed,

@@ -111,6 +111,8 @@ class Notice(Base):
     published_precision: Mapped[str] = mapped_column(String(16), default="none", nullable=False)
     published_zone_assumed: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     published_fallback: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # The source's IANA zone, so a date-only value is shown as the day the source printed.
+    source_timezone: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
