@@ -277,7 +277,7 @@ def _ready_views(session: Session, *, since: datetime, until: datetime) -> list[
             Notice.stage == "ready",
             Notice.withdrawn_at.is_(None),
             Notice.first_seen_at >= since,
-            Notice.first_seen_at < until,
+            Notice.first_seen_at <= until,
         )
         .order_by(Notice.first_seen_at, Notice.id)
     )
