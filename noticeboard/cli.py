@@ -16,9 +16,10 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from noticeboard.context import AppContext
-from noticeboard.errors import NoticeboardError
+from noticeboard.errors import NoticeboardError, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +86,17 @@ def run(app: AppContext, source_ids: tuple[str, ...], replay: Path | None, outpu
     runner = Runner(settings=settings, store=app.open_store(), catalog=catalog, replay=replay)
 
     console = Console(stderr=True)
-    if console.is_terminal:
-        with console.status("starting") as status:
-            report = runner.run(list(source_ids), progress=lambda step, what: status.update(f"{step}: {what}"))
-    else:
-        report = runner.run(list(source_ids))
+    try:
+        if console.is_terminal:
+            with console.status("starting") as status:
+                report = runner.run(list(source_ids), progress=lambda step, what: status.update(f"{step}: {what}"))
+        else:
+            report = runner.run(list(source_ids))
+    except SQLAlchemyError as error:
+        raise StoreUnavailableError(
+            f"the database {runner.store.url} failed during the run: {_first_line(error)}; "
+            "what was stored before is kept, so run again once the database is reachable"
+        ) from error
 
     _print_run_table(report)
     if report.all_failed:
@@ -292,6 +299,11 @@ def _register_plugins() -> None:
     cli.add_command(newsletter_group)
 
 
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def main() -> None:
     """Entry point of the `noticeboard` script."""
     try:
@@ -308,6 +320,9 @@ def main() -> None:
         sys.exit(EXIT_UNUSABLE)
     except NoticeboardError as error:
         click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_UNUSABLE)
+    except SQLAlchemyError as error:
+        click.echo(f"error: the database failed: {_first_line(error)}; check NOTICEBOARD_DATABASE_URL and the server", err=True)
         sys.exit(EXIT_UNUSABLE)
     except SystemExit:
         raise
