@@ -31,8 +31,9 @@ class Channel(Protocol):
     """A platform that notices are posted to.
 
     `deliver` returns the platform's id of the post, which the ledger stores to edit it on the next
-    version, and raises `DeliveryError` on failure. After a call, `pause_seconds` is set when the
-    platform said no more requests may be made for that long.
+    version, and raises `DeliveryError` on failure. `withdraw` marks the post `remote_id` of a
+    notice that the authority withdrew, and returns and raises the same way. After a call,
+    `pause_seconds` is set when the platform's rate limit allows no more requests for that long.
     """
 
     name: str
@@ -40,7 +41,13 @@ class Channel(Protocol):
 
     def deliver(self, message: Outgoing, claim: Claim) -> str: ...
 
+    def withdraw(self, message: Outgoing, claim: Claim, remote_id: str | None) -> str: ...
+
     def close(self) -> None: ...
+
+
+WITHDRAWN_LABEL = "Withdrawn"
+WITHDRAWN_NOTE = "The authority no longer lists this notice."
 
 
 def hashtag(value: str) -> str | None:

@@ -56,7 +56,9 @@ def serve(app: AppContext, host: str, port: int) -> None:
     help="Show only rows with this status.",
 )
 @click.option(
-    "--channel", default=None, help="Show only this channel (mastodon, discourse, webhook)."
+    "--channel",
+    default=None,
+    help="Show only this channel (mastodon, discourse, webhook, or e.g. mastodon:withdrawn).",
 )
 @click.option("--notice", "notice_id", default=None, help="Show only this notice id.")
 @click.option(

@@ -2,21 +2,23 @@
 
 A notice becomes one topic in the category mapped from its region, tagged with its topics and
 carrying `external_id`, so the topic can be looked up by notice (`GET /t/external_id/:id.json`)
-before any create. A new version edits the topic's first post and its title.
+before any create. A new version edits the topic's first post and its title. A withdrawal edits
+them too, with a note before the post and `[Withdrawn]` before the title.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 import re
 
 import requests
 
-from noticeboard.errors import ConfigError
+from noticeboard.errors import ConfigError, DeliveryError
 from noticeboard.settings import Settings
 from publishers import _http
-from publishers.channel import Outgoing
+from publishers.channel import WITHDRAWN_LABEL, WITHDRAWN_NOTE, Outgoing
 from publishers.ledger import Claim
 
 logger = logging.getLogger(__name__)
@@ -65,9 +67,13 @@ def category_for(regions: tuple[str, ...], categories: dict[str, int]) -> int | 
 
 
 def compose_raw(message: Outgoing) -> str:
-    """Return the first post: the sanitised body (or summary), the link and the authority."""
-    body = message.body_html or message.summary_text or message.title
-    return f"{body}\n\n{message.link}\n\n— {message.authority}"
+    """Return the first post: the sanitised body (or summary), the link and the authority.
+
+    Discourse renders `raw` as Markdown with inline HTML, so plain text is HTML-escaped here.
+    The link is already safe to embed (`publishers.jsonfeed.public_url`).
+    """
+    body = message.body_html or html.escape(message.summary_text or message.title)
+    return f"{body}\n\n{message.link}\n\n— {html.escape(message.authority)}"
 
 
 def topic_tags(topics: tuple[str, ...]) -> list[str]:
@@ -114,6 +120,24 @@ class DiscourseChannel:
 
         return self._create(message)
 
+    def withdraw(self, message: Outgoing, claim: Claim, remote_id: str | None) -> str:
+        """Edit the first post and title of the notice's topic to say the authority withdrew it."""
+        if remote_id is None:
+            raise DeliveryError(
+                f"{NAME}: no topic id recorded for notice {message.notice_id}; "
+                "nothing to mark withdrawn",
+                permanent=True,
+            )
+        note = f"<p><strong>{WITHDRAWN_LABEL}.</strong> {html.escape(WITHDRAWN_NOTE)}</p>"
+        self._edit(
+            remote_id,
+            message,
+            raw=f"{note}\n\n{compose_raw(message)}",
+            title=f"[{WITHDRAWN_LABEL}] {message.title}",
+            reason="withdrawn by the authority",
+        )
+        return remote_id
+
     def close(self) -> None:
         """Close the HTTP session."""
         self.session.close()
@@ -148,24 +172,28 @@ class DiscourseChannel:
         )
         return remote_id
 
-    def _edit(self, remote_id: str, message: Outgoing) -> str:
+    def _edit(
+        self,
+        remote_id: str,
+        message: Outgoing,
+        *,
+        raw: str | None = None,
+        title: str | None = None,
+        reason: str = "new version from the authority",
+    ) -> str:
         topic_id, _, post_id = remote_id.partition("/")
         self._send(
             "PUT",
             f"/posts/{post_id}.json",
-            json={
-                "post": {
-                    "raw": compose_raw(message),
-                    "edit_reason": "new version from the authority",
-                }
-            },
+            json={"post": {"raw": raw or compose_raw(message), "edit_reason": reason}},
         )
-        self._send("PUT", f"/t/-/{topic_id}.json", json={"title": message.title})
+        self._send("PUT", f"/t/-/{topic_id}.json", json={"title": title or message.title})
         logger.info(
-            "discourse_edited notice=%s version=%d topic=%s",
+            "discourse_edited notice=%s version=%d topic=%s reason=%r",
             message.notice_id,
             message.version,
             remote_id,
+            reason,
         )
         return remote_id
 

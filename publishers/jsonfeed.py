@@ -8,16 +8,20 @@ the notice's own language, or in a target language where a finished translation 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from noticeboard.catalog import Catalog
 from noticeboard.views import NoticeView, TranslationView
 
 VERSION_URL = "https://jsonfeed.org/version/1.1"
 EXTENSION_KEY = "_noticeboard"
+PUBLIC_URL_SCHEMES = ("http", "https")
+UNSAFE_URL_CHARACTERS = re.compile(r'[\x00-\x20\x7f"<>\\^`{|}]')
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,24 @@ def rfc3339(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment.isoformat()} given; feeds need aware values")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def public_url(value: str | None) -> str | None:
+    """Return `value` when it is an absolute http(s) URL, else None.
+
+    Characters that RFC 3986 does not allow in a URL are percent-encoded (space, `<`, `>`, `"`,
+    backslash and the like). So the result cannot end an attribute or a link in HTML, Markdown
+    or XML.
+    """
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in PUBLIC_URL_SCHEMES or not parts.netloc:
+        return None
+    return UNSAFE_URL_CHARACTERS.sub(lambda match: quote(match.group(0), safe=""), value)
 
 
 def item_languages(view: NoticeView) -> list[str]:
@@ -89,7 +111,11 @@ def build_item(
 
     item: dict[str, Any] = {
         "id": notice.id,
-        "url": notice.canonical_url or notice.url or context.notice_url(notice.id),
+        "url": (
+            public_url(notice.canonical_url)
+            or public_url(notice.url)
+            or context.notice_url(notice.id)
+        ),
         "title": title,
         "content_html": content_html,
         "content_text": content_text or title,

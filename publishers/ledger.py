@@ -13,6 +13,9 @@ Exactly-once posting rests on three rules:
    `failed` with the next attempt time (exponential backoff, never sooner than the platform's
    Retry-After), or `permanent` (a 4xx answer other than 429, or too many attempts), which is
    shown by `noticeboard deliveries` and never retried.
+
+A withdrawal (the authority no longer lists a notice that a channel delivered) is recorded by the
+same rules under the ledger channel `<channel>:withdrawn`, one row per withdrawn version.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -42,6 +45,7 @@ FAILED = "failed"
 PERMANENT = "permanent"
 SUPERSEDED = "superseded"
 STATUSES = (INTENT, SENT, FAILED, PERMANENT, SUPERSEDED)
+WITHDRAWAL_SUFFIX = ":withdrawn"
 
 # A worker spends at most a few HTTP timeouts on one delivery, so an intent this old has no
 # live owner.
@@ -290,13 +294,13 @@ def record_failure(
     return status
 
 
-def due_notice_ids(session: Session, channel: str, *, now: datetime) -> list[str]:
-    """Return ids of published notices whose current version this channel still has to deliver.
+def _settled(channel: str, now: datetime) -> ColumnElement[bool]:
+    """Return the condition that the current version of a `Notice` row needs no call on `channel`.
 
-    Left out are versions already sent, permanently failed, failed and not yet due, or claimed by
-    a live worker. Oldest first, so a platform's timeline shows notices in order.
+    True for versions already sent, permanently failed, failed and not yet due, or claimed by a
+    live worker.
     """
-    settled = exists().where(
+    return exists().where(
         Delivery.channel == channel,
         Delivery.notice_id == Notice.id,
         Delivery.version == Notice.version,
@@ -306,9 +310,62 @@ def due_notice_ids(session: Session, channel: str, *, now: datetime) -> list[str
             and_(Delivery.status == INTENT, Delivery.claimed_at > now - INTENT_STALE_AFTER),
         ),
     )
+
+
+def due_notice_ids(session: Session, channel: str, *, now: datetime) -> list[str]:
+    """Return ids of published notices whose current version this channel still has to deliver.
+
+    Oldest first, so a platform's timeline shows notices in order.
+    """
     statement = (
         select(Notice.id)
-        .where(is_published(), ~settled)
+        .where(is_published(), ~_settled(channel, now))
         .order_by(Notice.published_at.asc().nulls_first(), Notice.id)
     )
     return list(session.scalars(statement))
+
+
+def withdrawal_channel(channel: str) -> str:
+    """Return the ledger channel under which the withdrawals of `channel` are recorded.
+
+    A withdrawal is its own row, keyed by the notice version that was withdrawn, so it is made
+    once per version like a post, and `deliveries --channel mastodon:withdrawn` lists them.
+    """
+    return channel + WITHDRAWAL_SUFFIX
+
+
+def due_withdrawal_ids(session: Session, channel: str, *, now: datetime) -> list[str]:
+    """Return ids of withdrawn notices that `channel` delivered and has not yet marked withdrawn."""
+    # NOTE: a notice that its source lists again without a new version keeps its withdrawal
+    # note on the platform. Only a new version edits the post back.
+    delivered = exists().where(
+        Delivery.channel == channel,
+        Delivery.notice_id == Notice.id,
+        Delivery.status == SENT,
+    )
+    statement = (
+        select(Notice.id)
+        .where(
+            Notice.withdrawn_at.is_not(None),
+            delivered,
+            ~_settled(withdrawal_channel(channel), now),
+        )
+        .order_by(Notice.withdrawn_at, Notice.id)
+    )
+    return list(session.scalars(statement))
+
+
+def last_remote_id(store: Store, channel: str, notice_id: str) -> str | None:
+    """Return the platform id of the newest version of a notice that `channel` delivered."""
+    with store.session() as session:
+        return session.scalars(
+            select(Delivery.remote_id)
+            .where(
+                Delivery.channel == channel,
+                Delivery.notice_id == notice_id,
+                Delivery.status == SENT,
+                Delivery.remote_id.is_not(None),
+            )
+            .order_by(Delivery.version.desc())
+            .limit(1)
+        ).first()

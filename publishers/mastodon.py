@@ -1,7 +1,8 @@
 """Posting notices as statuses on a Mastodon-compatible server (Mastodon API v1).
 
 A notice becomes one status with its language, a content warning when configured, the link and
-hashtags of its regions and topics. A new version edits that status (`PUT /api/v1/statuses/:id`).
+hashtags of its regions and topics. A new version edits that status (`PUT /api/v1/statuses/:id`),
+and so does a withdrawal, which puts a note before the text.
 Each create sends the ledger's key as `Idempotency-Key`; the Mastodon API documentation of
 `POST /api/v1/statuses` states that keys are stored for up to 1 hour. For longer gaps a
 reconciling claim first searches the account's recent statuses for the notice's link.
@@ -14,10 +15,10 @@ import logging
 
 import requests
 
-from noticeboard.errors import ConfigError
+from noticeboard.errors import ConfigError, DeliveryError
 from noticeboard.settings import Settings
 from publishers import _http
-from publishers.channel import Outgoing, hashtag
+from publishers.channel import WITHDRAWN_LABEL, WITHDRAWN_NOTE, Outgoing, hashtag
 from publishers.ledger import Claim
 
 logger = logging.getLogger(__name__)
@@ -30,13 +31,17 @@ RECENT_STATUSES = 40
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 
 
-def compose_status(message: Outgoing, spoiler_text: str = "") -> str:
-    """Return the status text: title, summary, link and hashtags within Mastodon's 500 characters."""
+def compose_status(message: Outgoing, spoiler_text: str = "", prefix: str = "") -> str:
+    """Return the status text: title, summary, link and hashtags within Mastodon's 500 characters.
+
+    The text is plain, because Mastodon escapes the `status` parameter itself. `prefix` starts
+    the text (the withdrawal note).
+    """
     tags = [tag for tag in (hashtag(v) for v in (*message.regions, *message.topics)) if tag]
     tag_line = " ".join(dict.fromkeys(tags))
     budget = STATUS_CHARS - len(spoiler_text) - URL_CHARS - len(tag_line) - 6
 
-    text = message.title.strip()
+    text = prefix + message.title.strip()
     summary = message.summary_text.strip()
     if summary and summary != text:
         text = f"{text}\n\n{summary}"
@@ -94,12 +99,32 @@ class MastodonChannel:
 
         return self._create(message, claim.idempotency_key)
 
+    def withdraw(self, message: Outgoing, claim: Claim, remote_id: str | None) -> str:
+        """Edit the notice's status to say first that the authority withdrew it."""
+        if remote_id is None:
+            raise DeliveryError(
+                f"{NAME}: no status id recorded for notice {message.notice_id}; "
+                "nothing to mark withdrawn",
+                permanent=True,
+            )
+        self._send(
+            "PUT", f"/api/v1/statuses/{remote_id}", json=self._fields(message, withdrawn=True)
+        )
+        logger.info(
+            "mastodon_withdrawn notice=%s version=%d status=%s",
+            message.notice_id,
+            message.version,
+            remote_id,
+        )
+        return remote_id
+
     def close(self) -> None:
         """Close the HTTP session."""
         self.session.close()
 
-    def _fields(self, message: Outgoing) -> dict[str, str]:
-        fields = {"status": compose_status(message, self.spoiler_text)}
+    def _fields(self, message: Outgoing, *, withdrawn: bool = False) -> dict[str, str]:
+        prefix = f"[{WITHDRAWN_LABEL}] {WITHDRAWN_NOTE}\n\n" if withdrawn else ""
+        fields = {"status": compose_status(message, self.spoiler_text, prefix)}
         if message.language:
             fields["language"] = message.language
         if self.spoiler_text:

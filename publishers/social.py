@@ -3,8 +3,9 @@
 `publish_pending` runs the channels named in `settings.publishers` (`mastodon`, `discourse`,
 `webhook`) one after the other. For each channel it takes the published notices whose current
 version the ledger does not yet show as delivered, claims each one in the ledger, calls the
-channel and records the outcome. A channel that is misconfigured, rate limited or failing stops
-on its own; the other channels still run.
+channel and records the outcome. Then it marks on the platform the notices that the channel
+delivered and that their authority has since withdrawn, once per withdrawn version. A channel
+that is misconfigured, rate limited or failing stops on its own; the other channels still run.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class ChannelReport:
 
     sent: int = 0
     edited: int = 0
+    withdrawn: int = 0
     failed: int = 0
     permanent: int = 0
     skipped: int = 0
@@ -166,32 +168,61 @@ def _publish_channel(
         due = ledger.due_notice_ids(session, channel.name, now=now)
     logger.info("channel_started channel=%s due=%d worker=%s", channel.name, len(due), worker)
 
-    for start in range(0, len(due), BATCH_SIZE):
-        with store.session() as session:
-            notices = session.scalars(
-                select(Notice).where(Notice.id.in_(due[start : start + BATCH_SIZE]))
-            ).all()
-            order = {notice_id: index for index, notice_id in enumerate(due)}
-            views = sorted(load_views(session, notices), key=lambda view: order[view.id])
+    if not _run_batches(store, channel, context, report, due, _deliver_one, worker=worker, now=now):
+        return
 
-        for view in views:
-            if not _deliver_one(store, channel, context, view, report, worker=worker, now=now):
-                logger.info(
-                    "channel_paused channel=%s seconds=%s remaining=%d",
-                    channel.name,
-                    report.paused_for,
-                    len(due) - start,
-                )
-                return
+    with store.session() as session:
+        withdrawals = ledger.due_withdrawal_ids(session, channel.name, now=now)
+    if withdrawals:
+        logger.info("channel_withdrawals channel=%s due=%d", channel.name, len(withdrawals))
+    if not _run_batches(
+        store, channel, context, report, withdrawals, _withdraw_one, worker=worker, now=now
+    ):
+        return
+
     logger.info(
-        "channel_finished channel=%s sent=%d edited=%d failed=%d permanent=%d skipped=%d",
+        "channel_finished channel=%s sent=%d edited=%d withdrawn=%d failed=%d permanent=%d "
+        "skipped=%d",
         channel.name,
         report.sent,
         report.edited,
+        report.withdrawn,
         report.failed,
         report.permanent,
         report.skipped,
     )
+
+
+def _run_batches(
+    store: Store,
+    channel: Channel,
+    context: FeedContext,
+    report: ChannelReport,
+    notice_ids: list[str],
+    handle: Callable[..., bool],
+    *,
+    worker: str,
+    now: datetime,
+) -> bool:
+    """Call `handle` for each notice in order; return False when the channel paused."""
+    order = {notice_id: index for index, notice_id in enumerate(notice_ids)}
+    for start in range(0, len(notice_ids), BATCH_SIZE):
+        with store.session() as session:
+            notices = session.scalars(
+                select(Notice).where(Notice.id.in_(notice_ids[start : start + BATCH_SIZE]))
+            ).all()
+            views = sorted(load_views(session, notices), key=lambda view: order[view.id])
+
+        for view in views:
+            if not handle(store, channel, context, view, report, worker=worker, now=now):
+                logger.info(
+                    "channel_paused channel=%s seconds=%s remaining=%d",
+                    channel.name,
+                    report.paused_for,
+                    len(notice_ids) - start,
+                )
+                return False
+    return True
 
 
 def _deliver_one(
@@ -216,15 +247,7 @@ def _deliver_one(
     try:
         remote_id = channel.deliver(outgoing(view, context), delivery_claim)
     except DeliveryError as error:
-        status = ledger.record_failure(store, delivery_claim, error, now=now)
-        if status == ledger.PERMANENT:
-            report.permanent += 1
-            return True
-        report.failed += 1
-        if error.retry_after is not None:
-            report.paused_for = error.retry_after
-            return False
-        return True
+        return _record_failure(store, delivery_claim, error, report, now=now)
     except Exception as error:
         ledger.record_failure(store, delivery_claim, error, now=now)
         report.failed += 1
@@ -235,7 +258,65 @@ def _deliver_one(
         report.edited += 1
     else:
         report.sent += 1
+    return _keep_going(channel, report)
 
+
+def _withdraw_one(
+    store: Store,
+    channel: Channel,
+    context: FeedContext,
+    view: NoticeView,
+    report: ChannelReport,
+    *,
+    worker: str,
+    now: datetime,
+) -> bool:
+    """Mark one withdrawn notice on the platform; return False when the channel must stop."""
+    notice = view.notice
+    ledger_channel = ledger.withdrawal_channel(channel.name)
+    delivery_claim = ledger.claim(
+        store, ledger_channel, notice.id, notice.version, worker=worker, now=now
+    )
+    if delivery_claim is None:
+        report.skipped += 1
+        return True
+
+    remote_id = ledger.last_remote_id(store, channel.name, notice.id)
+    try:
+        marked_id = channel.withdraw(outgoing(view, context), delivery_claim, remote_id)
+    except DeliveryError as error:
+        return _record_failure(store, delivery_claim, error, report, now=now)
+    except Exception as error:
+        ledger.record_failure(store, delivery_claim, error, now=now)
+        report.failed += 1
+        raise
+
+    ledger.record_sent(store, delivery_claim, marked_id, now=now)
+    report.withdrawn += 1
+    return _keep_going(channel, report)
+
+
+def _record_failure(
+    store: Store,
+    delivery_claim: ledger.Claim,
+    error: DeliveryError,
+    report: ChannelReport,
+    *,
+    now: datetime,
+) -> bool:
+    """Record a failed call; return False when the platform asked to wait before the next one."""
+    status = ledger.record_failure(store, delivery_claim, error, now=now)
+    if status == ledger.PERMANENT:
+        report.permanent += 1
+        return True
+    report.failed += 1
+    if error.retry_after is not None:
+        report.paused_for = error.retry_after
+        return False
+    return True
+
+
+def _keep_going(channel: Channel, report: ChannelReport) -> bool:
     if channel.pause_seconds is not None:
         report.paused_for = channel.pause_seconds
         return False

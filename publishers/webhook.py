@@ -2,7 +2,7 @@
 
 Headers of every request:
 
-    X-Noticeboard-Event      notice.created (version 1) or notice.updated
+    X-Noticeboard-Event      notice.created (version 1), notice.updated or notice.withdrawn
     X-Noticeboard-Delivery   the ledger's idempotency key; repeats of a delivery reuse it, so a
                              receiver drops a request whose delivery id it has already seen
     X-Noticeboard-Timestamp  Unix seconds when the request was signed
@@ -91,11 +91,23 @@ class WebhookChannel:
 
     def deliver(self, message: Outgoing, claim: Claim) -> str:
         """POST the item; a repeat after a crash reuses the delivery id for the receiver to drop."""
+        event = "notice.created" if claim.version == 1 else "notice.updated"
+        return self._post(message, claim, event)
+
+    def withdraw(self, message: Outgoing, claim: Claim, remote_id: str | None) -> str:
+        """POST the item of a notice that the authority withdrew, as event `notice.withdrawn`."""
+        return self._post(message, claim, "notice.withdrawn")
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.session.close()
+
+    def _post(self, message: Outgoing, claim: Claim, event: str) -> str:
         body = json.dumps(message.item, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         timestamp = int(self.clock())
         headers = {
             "Content-Type": "application/json",
-            EVENT_HEADER: "notice.created" if claim.version == 1 else "notice.updated",
+            EVENT_HEADER: event,
             DELIVERY_HEADER: claim.idempotency_key,
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign(self.secret, timestamp, body),
@@ -111,14 +123,11 @@ class WebhookChannel:
         )
         self.pause_seconds = _http.parse_rate_limit_wait(response.headers)
         logger.info(
-            "webhook_delivered notice=%s version=%d delivery=%s status=%d",
+            "webhook_delivered notice=%s version=%d event=%s delivery=%s status=%d",
             message.notice_id,
             message.version,
+            event,
             claim.idempotency_key,
             response.status_code,
         )
         return claim.idempotency_key
-
-    def close(self) -> None:
-        """Close the HTTP session."""
-        self.session.close()

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import pytest
 from lxml import etree
 
 from noticeboard.catalog import Catalog
@@ -16,21 +18,33 @@ from noticeboard.settings import Settings
 from noticeboard.store import Store
 from noticeboard.store.tables import Notice
 from publishers.feeds import write_feeds
+from publishers.jsonfeed import public_url
+from tests.publishers.conftest import add_notice
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 ATOM = "{http://www.w3.org/2005/Atom}"
 STRING_ITEM_FIELDS = ("id", "url", "title", "content_html", "content_text", "summary", "language")
 
 
-def _is_rfc3339(value: str) -> bool:
-    if not RFC3339.match(value):
+def _is_rfc3339(value: object) -> bool:
+    if not isinstance(value, str) or not RFC3339.match(value):
         return False
-    datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
     return True
 
 
+def _is_absolute_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return bool(parts.scheme and parts.netloc)
+
+
 def jsonfeed_errors(document: Any) -> list[str]:
-    """Return every way `document` breaks the JSON Feed 1.1 rules that a reader relies on."""
+    """Return every way `document` breaks JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/)."""
     errors: list[str] = []
     if not isinstance(document, dict):
         return ["top level is not an object"]
@@ -38,9 +52,13 @@ def jsonfeed_errors(document: Any) -> list[str]:
         errors.append(f"version is {document.get('version')!r}")
     if not isinstance(document.get("title"), str):
         errors.append("title missing or not a string")
-    for key in ("home_page_url", "feed_url", "next_url", "language"):
-        if key in document and not isinstance(document[key], str):
-            errors.append(f"{key} is not a string")
+    for key in ("home_page_url", "feed_url", "next_url"):
+        if key in document and not _is_absolute_url(document[key]):
+            errors.append(f"{key} is not an absolute URL")
+    if "language" in document and not isinstance(document["language"], str):
+        errors.append("language is not a string")
+    if "next_url" in document and document["next_url"] == document.get("feed_url"):
+        errors.append("next_url is the feed_url of this page")
     items = document.get("items")
     if not isinstance(items, list):
         return [*errors, "items missing or not a list"]
@@ -48,7 +66,10 @@ def jsonfeed_errors(document: Any) -> list[str]:
     ids: set[str] = set()
     for index, item in enumerate(items):
         where = f"items[{index}]"
-        if not isinstance(item.get("id"), str):
+        if not isinstance(item, dict):
+            errors.append(f"{where} is not an object")
+            continue
+        if not isinstance(item.get("id"), str) or not item["id"]:
             errors.append(f"{where}.id missing or not a string")
         elif item["id"] in ids:
             errors.append(f"{where}.id {item['id']} repeated")
@@ -59,14 +80,21 @@ def jsonfeed_errors(document: Any) -> list[str]:
         for key in STRING_ITEM_FIELDS:
             if key in item and not isinstance(item[key], str):
                 errors.append(f"{where}.{key} is not a string")
+        if "url" in item and not _is_absolute_url(item["url"]):
+            errors.append(f"{where}.url is not an absolute URL")
         for key in ("date_published", "date_modified"):
             if key in item and not _is_rfc3339(item[key]):
                 errors.append(f"{where}.{key} {item[key]!r} is not RFC 3339")
-        if not all(isinstance(tag, str) for tag in item.get("tags", [])):
-            errors.append(f"{where}.tags holds a non-string")
-        for author in item.get("authors", []):
+        tags = item.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            errors.append(f"{where}.tags is not a list of strings")
+        authors = item.get("authors", [])
+        if not isinstance(authors, list):
+            errors.append(f"{where}.authors is not a list")
+            authors = []
+        for author in authors:
             if not isinstance(author, dict) or not isinstance(author.get("name"), str):
-                errors.append(f"{where}.authors entry has no name")
+                errors.append(f"{where}.authors entry is not an object with a name")
         custom = [key for key in item if key.startswith("_")]
         if any(not isinstance(item[key], dict) for key in custom):
             errors.append(f"{where} extension is not an object")
@@ -85,6 +113,9 @@ def atom_errors(data: bytes) -> list[str]:
     updated = root.findtext(f"{ATOM}updated")
     if updated and not _is_rfc3339(updated):
         errors.append(f"feed updated {updated!r} is not RFC 3339")
+    feed_id = root.findtext(f"{ATOM}id")
+    if feed_id is not None and not _is_absolute_url(feed_id):
+        errors.append(f"feed id {feed_id!r} is not an absolute IRI")
     feed_has_author = root.find(f"{ATOM}author") is not None
 
     ids: set[str] = set()
@@ -103,11 +134,10 @@ def atom_errors(data: bytes) -> list[str]:
                 errors.append(f"{where} {name} {value!r} is not RFC 3339")
         if not feed_has_author and entry.find(f"{ATOM}author") is None:
             errors.append(f"{where} has no author")
-        if (
-            entry.find(f"{ATOM}content") is None
-            and entry.find(f"{ATOM}link[@rel='alternate']") is None
-        ):
-            errors.append(f"{where} has neither content nor alternate link")
+        if entry_id is not None and not _is_absolute_url(entry_id):
+            errors.append(f"{where} id {entry_id!r} is not an absolute IRI")
+        if entry.find(f"{ATOM}link[@rel='alternate']") is None:
+            errors.append(f"{where} has no alternate link")
     return errors
 
 
@@ -169,7 +199,10 @@ def test_item_fields(
     assert item["authors"] == [{"name": "Esimerkkikaupunki"}]
     assert item["tags"] == ["FI", "FI-18", "roadworks"]
     assert item["_noticeboard"]["source"] == "fi-city"
+    assert item["_noticeboard"]["original_language"] == "fi"
     assert item["_noticeboard"]["regions"] == ["FI", "FI-18"]
+    assert item["_noticeboard"]["topics"] == ["roadworks"]
+    assert item["_noticeboard"]["translation_provider"] is None
     assert item["_noticeboard"]["variant_group"] == "g1"
 
 
@@ -349,3 +382,142 @@ def test_page_names_not_region_codes(
 
     assert [i["id"] for i in _load(settings.output_dir / "regions/FI-2.json")["items"]] == ["c"]
     assert [i["id"] for i in _all_items(settings.output_dir, "regions/FI")] == ["b", "a"]
+
+
+VALID_ITEM = {
+    "id": "n1",
+    "url": "https://city.example.fi/n1",
+    "title": "Tiedote",
+    "content_text": "Tie suljetaan.",
+    "date_published": "2026-03-04T08:00:00Z",
+    "authors": [{"name": "Esimerkkikaupunki"}],
+    "tags": ["FI"],
+    "_noticeboard": {"source": "fi-city"},
+}
+VALID_FEED = {
+    "version": "https://jsonfeed.org/version/1.1",
+    "title": "Noticeboard",
+    "feed_url": "https://noticeboard.example/feed.json",
+    "items": [VALID_ITEM],
+}
+
+
+def test_jsonfeed_validator_accepts_valid() -> None:
+    assert jsonfeed_errors(VALID_FEED) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"version": "https://jsonfeed.org/version/1"}, "version is"),
+        ({"title": None}, "title missing"),
+        ({"next_url": "https://noticeboard.example/feed.json"}, "next_url is the feed_url"),
+        ({"next_url": "feed-2.json"}, "next_url is not an absolute URL"),
+        ({"items": {}}, "items missing"),
+        ({"items": [VALID_ITEM, VALID_ITEM]}, "repeated"),
+        ({"items": [{**VALID_ITEM, "id": 1}]}, ".id missing"),
+        ({"items": [{"id": "n1", "title": "No content"}]}, "neither content_html"),
+        ({"items": [{**VALID_ITEM, "content_html": None}]}, "content_html is not a string"),
+        ({"items": [{**VALID_ITEM, "date_published": "2026-03-04 08:00"}]}, "not RFC 3339"),
+        ({"items": [{**VALID_ITEM, "date_modified": "2026-13-04T08:00:00Z"}]}, "not RFC 3339"),
+        ({"items": [{**VALID_ITEM, "authors": ["Esimerkkikaupunki"]}]}, "authors entry"),
+        ({"items": [{**VALID_ITEM, "authors": {"name": "x"}}]}, "authors is not a list"),
+        ({"items": [{**VALID_ITEM, "tags": "FI"}]}, "tags is not a list"),
+        ({"items": [{**VALID_ITEM, "_noticeboard": "fi-city"}]}, "extension is not an object"),
+    ],
+)
+def test_jsonfeed_validator_rejects(change: dict[str, Any], expected: str) -> None:
+    errors = jsonfeed_errors({**VALID_FEED, **change})
+
+    assert any(expected in error for error in errors), errors
+
+
+ATOM_ENTRY = (
+    "<entry><id>https://noticeboard.example/notices/n1</id><title>Tiedote</title>"
+    '<link rel="alternate" href="https://city.example.fi/n1"/>'
+    "<updated>2026-03-04T08:00:00Z</updated></entry>"
+)
+
+
+def _atom(head: str, entries: str = ATOM_ENTRY) -> bytes:
+    return ('<feed xmlns="http://www.w3.org/2005/Atom">' + head + entries + "</feed>").encode()
+
+
+ATOM_HEAD = (
+    "<id>https://noticeboard.example/feed.xml</id><title>Noticeboard</title>"
+    "<updated>2026-03-04T08:00:00Z</updated><author><name>Noticeboard</name></author>"
+)
+
+
+def test_atom_validator_accepts_valid() -> None:
+    assert atom_errors(_atom(ATOM_HEAD)) == []
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (_atom(ATOM_HEAD.replace("<title>Noticeboard</title>", "")), "feed lacks title"),
+        (_atom(ATOM_HEAD.replace("2026-03-04T08:00:00Z", "4 March 2026")), "not RFC 3339"),
+        (_atom(ATOM_HEAD.replace("https://noticeboard.example/feed.xml", "feed")), "feed id"),
+        (_atom(ATOM_HEAD, ATOM_ENTRY.replace("<title>Tiedote</title>", "")), "lacks title"),
+        (
+            _atom(ATOM_HEAD, ATOM_ENTRY.replace("<updated>2026-03-04T08:00:00Z</updated>", "")),
+            "lacks updated",
+        ),
+        (_atom(ATOM_HEAD, ATOM_ENTRY.replace('rel="alternate"', 'rel="via"')), "alternate link"),
+        (_atom(ATOM_HEAD, ATOM_ENTRY * 2), "repeated"),
+        (_atom(ATOM_HEAD.replace("<author><name>Noticeboard</name></author>", "")), "no author"),
+    ],
+)
+def test_atom_validator_rejects(document: bytes, expected: str) -> None:
+    errors = atom_errors(document)
+
+    assert any(expected in error for error in errors), errors
+
+
+def _check_regions_topics_translations(store: Store, settings: Settings) -> None:
+    add_notice(store, "n1", regions=("FI-18", "FI"), topics=("roadworks", "health"))
+    add_notice(store, "n2", minutes=1, translations={"en": "Road closed"})
+    write_feeds(store, settings, settings.output_dir)
+
+    items = {item["id"]: item for item in _all_items(settings.output_dir, "feed")}
+    english = _all_items(settings.output_dir, "languages/en")
+    assert items["n1"]["tags"] == ["FI", "FI-18", "health", "roadworks"]
+    assert items["n2"]["tags"] == ["FI", "roadworks"]
+    assert [item["id"] for item in english] == ["n2"]
+    assert english[0]["title"] == "Road closed"
+
+
+def test_views_loaded_sqlite(store: Store, settings: Settings) -> None:
+    _check_regions_topics_translations(store, settings)
+
+
+@pytest.mark.postgres
+def test_views_loaded_postgres(postgres_store: Store, settings: Settings) -> None:
+    _check_regions_topics_translations(postgres_store, settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://city.example.fi/a?b=1&c=2", "https://city.example.fi/a?b=1&c=2"),
+        ('https://city.example.fi/tiedote ä"<x>', "https://city.example.fi/tiedote%20ä%22%3Cx%3E"),
+        ("javascript:alert(1)", None),
+        ("data:text/html,<b>x</b>", None),
+        ("/tiedotteet/1", None),
+        ("", None),
+    ],
+)
+def test_public_url(url: str, expected: str | None) -> None:
+    assert public_url(url) == expected
+
+
+def test_unsafe_link_replaced(
+    store: Store, settings: Settings, make_notice: Callable[..., str]
+) -> None:
+    make_notice("n1", url="javascript:alert(1)")
+    write_feeds(store, settings, settings.output_dir)
+
+    item = _load(settings.output_dir / "feed.json")["items"][0]
+    assert item["url"] == "https://noticeboard.example/notices/n1"
+    assert b"javascript:" not in (settings.output_dir / "feed.xml").read_bytes()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from noticeboard.settings import Settings
 from noticeboard.store import Store
-from noticeboard.store.tables import Delivery
+from noticeboard.store.tables import Delivery, Notice
 from noticeboard.views import iter_notice_views
 from publishers import ledger
 from publishers.jsonfeed import FeedContext
@@ -443,3 +443,190 @@ def test_withdrawn_not_posted(
     _publish(store, _only(channel_settings, "mastodon"))
 
     assert [s["status"].split("\n")[0] for s in mastodon.statuses.values()] == ["Tiedote d1"]
+
+
+def test_discourse_plain_text_escaped(
+    store: Store,
+    channel_settings: Settings,
+    discourse: DiscourseServer,
+    make_notice: Callable[..., str],
+) -> None:
+    make_notice("n1", body_html="", body_text="")
+    with store.session() as session:
+        session.get(Notice, "n1").summary_text = "Katu <script>alert(1)</script> & tori"
+    _publish(store, _only(channel_settings, "discourse"))
+
+    raw = next(iter(discourse.posts.values()))["raw"]
+    assert "<script>" not in raw
+    assert "Katu &lt;script&gt;alert(1)&lt;/script&gt; &amp; tori" in raw
+
+
+def test_discourse_sanitised_body_posted(
+    store: Store,
+    channel_settings: Settings,
+    discourse: DiscourseServer,
+    make_notice: Callable[..., str],
+) -> None:
+    make_notice("n1")
+    _publish(store, _only(channel_settings, "discourse"))
+
+    raw = next(iter(discourse.posts.values()))["raw"]
+    assert raw.startswith("<p>Tie suljetaan <b>maanantaina</b>.</p>")
+
+
+def test_mastodon_status_plain_text(
+    store: Store,
+    channel_settings: Settings,
+    mastodon: MastodonServer,
+    make_notice: Callable[..., str],
+) -> None:
+    make_notice("n1", title="Katu & tori <suljettu>")
+    _publish(store, _only(channel_settings, "mastodon"))
+
+    status = next(iter(mastodon.statuses.values()))
+    assert status["status"].startswith("Katu & tori <suljettu>")
+    assert "Katu &amp; tori &lt;suljettu&gt;" in status["content"]
+
+
+def test_unsafe_link_not_posted(
+    store: Store,
+    channel_settings: Settings,
+    mastodon: MastodonServer,
+    discourse: DiscourseServer,
+    receiver: WebhookReceiver,
+    make_notice: Callable[..., str],
+) -> None:
+    make_notice("n1", url="javascript:alert(1)")
+    _publish(store, channel_settings)
+
+    status = next(iter(mastodon.statuses.values()))
+    raw = next(iter(discourse.posts.values()))["raw"]
+    item = next(iter(receiver.accepted.values()))["item"]
+    assert "javascript:" not in status["status"]
+    assert "https://noticeboard.example/notices/n1" in status["status"]
+    assert "javascript:" not in raw
+    assert item["url"] == "https://noticeboard.example/notices/n1"
+
+
+def _withdraw(store: Store, notice_id: str, when: datetime) -> None:
+    with store.session() as session:
+        session.get(Notice, notice_id).withdrawn_at = when
+
+
+def test_withdrawal_marked_once(
+    store: Store,
+    channel_settings: Settings,
+    mastodon: MastodonServer,
+    discourse: DiscourseServer,
+    receiver: WebhookReceiver,
+    make_notice: Callable[..., str],
+) -> None:
+    make_notice("n1")
+    _publish(store, channel_settings)
+    _withdraw(store, "n1", NOW)
+
+    report = _publish(store, channel_settings, NOW + timedelta(minutes=5))
+    again = _publish(store, channel_settings, NOW + timedelta(hours=5))
+
+    status = next(iter(mastodon.statuses.values()))
+    topic = next(iter(discourse.topics.values()))
+    post = discourse.posts[topic["first_post_id"]]
+    assert all(channel.withdrawn == 1 for channel in report.channels.values())
+    assert all(channel.withdrawn == 0 for channel in again.channels.values())
+    assert len(mastodon.statuses) == 1
+    assert status["edits"] == 1
+    assert status["status"].startswith("[Withdrawn] ")
+    assert len(discourse.topics) == 1
+    assert topic["title"] == "[Withdrawn] Tiedote n1"
+    assert post["raw"].startswith("<p><strong>Withdrawn.</strong>")
+    assert [d["event"] for d in receiver.accepted.values()] == [
+        "notice.created",
+        "notice.withdrawn",
+    ]
+    withdrawals = [row for row in _rows(store) if row.channel.endswith(":withdrawn")]
+    assert [(row.channel, row.status) for row in withdrawals] == [
+        ("discourse:withdrawn", "sent"),
+        ("mastodon:withdrawn", "sent"),
+        ("webhook:withdrawn", "sent"),
+    ]
+
+
+def test_withdrawal_needs_earlier_post(
+    store: Store,
+    channel_settings: Settings,
+    mastodon: MastodonServer,
+    make_notice: Callable[..., str],
+) -> None:
+    make_notice("n1", withdrawn=True)
+
+    report = _publish(store, _only(channel_settings, "mastodon"))
+
+    assert report.channels["mastodon"].withdrawn == 0
+    assert mastodon.received == []
+    assert _rows(store) == []
+
+
+def test_withdrawal_crash_reconciled(
+    store: Store,
+    channel_settings: Settings,
+    receiver: WebhookReceiver,
+    make_notice: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_notice("n1")
+    settings = _only(channel_settings, "webhook")
+    _publish(store, settings)
+    _withdraw(store, "n1", NOW)
+    with monkeypatch.context() as patch:
+        _crash_on_record(patch)
+        _publish(store, settings, NOW + timedelta(minutes=1))
+
+    later = _publish(store, settings, NOW + ledger.INTENT_STALE_AFTER + timedelta(minutes=2))
+
+    assert later.channels["webhook"].withdrawn == 1
+    assert receiver.repeats == 1
+    assert [d["event"] for d in receiver.accepted.values()] == [
+        "notice.created",
+        "notice.withdrawn",
+    ]
+
+
+def test_new_version_after_withdrawal_restores(
+    store: Store,
+    channel_settings: Settings,
+    mastodon: MastodonServer,
+    make_notice: Callable[..., str],
+) -> None:
+    make_notice("n1")
+    settings = _only(channel_settings, "mastodon")
+    _publish(store, settings)
+    _withdraw(store, "n1", NOW)
+    _publish(store, settings, NOW + timedelta(minutes=1))
+    with store.session() as session:
+        session.get(Notice, "n1").withdrawn_at = None
+    new_version(store, "n1", "Tiedote palautettu", NOW + timedelta(minutes=2))
+
+    _publish(store, settings, NOW + timedelta(minutes=3))
+
+    status = next(iter(mastodon.statuses.values()))
+    assert len(mastodon.statuses) == 1
+    assert status["status"].startswith("Tiedote palautettu")
+    assert status["edits"] == 2
+
+
+def test_platform_dedup_keys_sent(
+    store: Store,
+    channel_settings: Settings,
+    mastodon: MastodonServer,
+    receiver: WebhookReceiver,
+    make_notice: Callable[..., str],
+) -> None:
+    make_notice("n1")
+    _publish(store, _only(channel_settings, "mastodon"))
+    _publish(store, _only(channel_settings, "webhook"))
+
+    post = next(r for r in mastodon.received if r.method == "POST")
+    delivery = receiver.received[0]
+    assert post.headers["Idempotency-Key"] == ledger.idempotency_key("mastodon", "n1", 1)
+    assert delivery.headers["X-Noticeboard-Delivery"] == ledger.idempotency_key("webhook", "n1", 1)
+    assert delivery.headers["X-Noticeboard-Timestamp"].isdigit()
