@@ -21,7 +21,8 @@ from noticeboard.errors import BlockedError, FetchError
 logger = logging.getLogger(__name__)
 
 ROBOTS_TTL_SECONDS = 24 * 3600.0
-# RFC 9309 section 2.5 requires a parsing limit of at least 500 KiB.
+# RFC 9309 section 2.5 requires a parsing limit of at least 500 KiB. A longer file is cut there
+# (the fetcher reads no further) and the rules before the cut apply.
 ROBOTS_MAX_BYTES = 512 * 1024
 ROBOTS_AGENT_TOKEN = "Noticeboard"
 
@@ -77,7 +78,7 @@ class RobotsCache:
             ) from error
         parser = RobotFileParser(robots_url)
         if 200 <= status < 300:
-            parser.parse(body[:ROBOTS_MAX_BYTES].decode("utf-8", errors="replace").splitlines())
+            parser.parse(_complete_lines(body).decode("utf-8", errors="replace").splitlines())
         elif 400 <= status < 500:
             parser.parse([])
         else:
@@ -90,3 +91,11 @@ class RobotsCache:
         logger.debug("robots_loaded source=%s url=%s status=%s", source_id, robots_url, status)
         self._entries[origin] = _Entry(parser, self._clock())
         return parser
+
+
+def _complete_lines(body: bytes) -> bytes:
+    """Drop a line cut off at the size limit, so that no shortened path becomes a rule."""
+    if len(body) < ROBOTS_MAX_BYTES:
+        return body
+    body = body[:ROBOTS_MAX_BYTES]
+    return body[: body.rfind(b"\n") + 1]

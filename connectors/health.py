@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
+import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -183,8 +184,12 @@ def alert_operators(
             _send_email(settings, subject, text)
             delivered.append("email")
         except (smtplib.SMTPException, OSError) as error:
+            # The text of SMTPRecipientsRefused names the address, so only the type and the SMTP
+            # reply code are logged.
             logger.error(
-                "alert_failed channel=email error=%s detail=%s", type(error).__name__, error
+                "alert_failed channel=email error=%s smtp_code=%s",
+                type(error).__name__,
+                getattr(error, "smtp_code", None),
             )
 
     return delivered
@@ -226,10 +231,19 @@ def _send_email(settings: Settings, subject: str, text: str) -> None:
     message.set_content(text)
 
     timeout = settings.connect_timeout + settings.read_timeout
-    smtp_class = smtplib.SMTP_SSL if settings.smtp_security == "ssl" else smtplib.SMTP
-    with smtp_class(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
+    # Without a context smtplib (Python 3.11) checks no certificate. The default context checks
+    # the certificate chain and the host name.
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if settings.smtp_security == "tls":
+        smtp = smtplib.SMTP_SSL(
+            settings.smtp_host, settings.smtp_port, timeout=timeout, context=context
+        )
+    else:
+        smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+    with smtp:
         if settings.smtp_security == "starttls":
-            smtp.starttls()
+            smtp.starttls(context=context)
         if settings.smtp_username:
             smtp.login(settings.smtp_username, settings.smtp_password)
         smtp.send_message(message)

@@ -14,11 +14,13 @@ or a link, raises `LayoutChangedError`: the site changed its markup, which is no
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
+import soupsieve
 from bs4 import BeautifulSoup, Tag
 
 from connectors._language import primary_language
@@ -313,4 +315,17 @@ def _absolutise(root: Tag | BeautifulSoup, base: str) -> None:
 def _selectors(source: Source, url: str) -> Selectors:
     if source.selectors is None:
         raise ParseError(source.id, url, "an html source needs selectors in the catalog")
+    for name, selector in dataclasses.asdict(source.selectors).items():
+        if not selector:
+            continue
+        try:
+            soupsieve.compile(selector)
+        except soupsieve.SelectorSyntaxError as error:
+            first_line = str(error).splitlines()[0]
+            raise ParseError(
+                source.id,
+                url,
+                f"selectors.{name} {selector!r} is not valid CSS ({first_line}); "
+                "fix it in the catalog",
+            ) from error
     return source.selectors

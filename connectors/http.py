@@ -8,6 +8,10 @@ it keeps the rules that make Noticeboard a polite client:
   (the budget, see `budget`), for robots.txt requests and retries too;
 - connect and read timeouts, a body size limit checked while streaming, and at most
   `MAX_REDIRECTS` redirects, each only to http or https;
+- a deadline for each response of `RESPONSE_DEADLINE_FACTOR` times the read timeout, counted from
+  the request and checked while the body is read. The read timeout applies to each socket read,
+  so without the deadline a server that trickles a byte every few seconds holds the fetch until
+  the size limit;
 - retries with exponential backoff and jitter on connection errors, timeouts, 429 and 5xx,
   honouring Retry-After (see `_retry`);
 - gzip and deflate bodies, and the document's charset chosen as `_charset` describes.
@@ -17,7 +21,8 @@ mounted on it (the replay of recorded responses) serves robots.txt requests as w
 
 Errors are `SourceError` subclasses that name the source, the URL and the cause: `FetchError`
 (transient: network, 429, 5xx), `BlockedError` (robots.txt, a redirect not allowed) and
-`ResponseError` (another 4xx, a body over the limit, a body that cannot be decompressed).
+`ResponseError` (another 4xx, a body over the limit, a body that cannot be decompressed). A
+robots.txt over `ROBOTS_MAX_BYTES` is cut at that size and the part received is parsed.
 """
 
 from __future__ import annotations
@@ -25,13 +30,15 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3.exceptions
 from urllib3.exceptions import MaxRetryError, NameResolutionError
+from urllib3.response import HTTPResponse
 
 from connectors._charset import decode_document
 from connectors._retry import RETRY_STATUSES, RateLimitedError, backoff_delay, parse_retry_after
@@ -46,6 +53,9 @@ MAX_REDIRECTS = 5
 ALLOWED_SCHEMES = ("http", "https")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK_BYTES = 64 * 1024
+# With the default read timeout of 30 s a response may take 2 minutes in all: about 80 KiB/s for
+# the default 10 MiB body limit.
+RESPONSE_DEADLINE_FACTOR = 4.0
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, "
     "text/html;q=0.8, */*;q=0.5"
@@ -191,7 +201,7 @@ class HttpFetcher:
         headers: dict[str, str],
         *,
         check_robots: bool,
-        max_bytes: int | None = None,
+        truncate_at: int | None = None,
     ) -> _Reply:
         current = url
         for hop in range(MAX_REDIRECTS + 1):
@@ -199,13 +209,19 @@ class HttpFetcher:
             if check_robots:
                 self._robots.check(current, source_id=source_id)
 
-            reply = self._send(current, source_id, headers, max_bytes=max_bytes)
+            reply = self._send(current, source_id, headers, truncate_at=truncate_at)
             location = reply.response.headers.get("location")
             if reply.response.status_code not in REDIRECT_STATUSES or not location:
                 return reply
 
-            target = urljoin(current, location.strip())
-            if urlsplit(target).scheme.lower() not in ALLOWED_SCHEMES:
+            try:
+                target = urljoin(current, location.strip())
+                scheme = urlsplit(target).scheme.lower()
+            except ValueError as error:
+                raise BlockedError(
+                    source_id, url, f"{current} redirects to an invalid URL {location!r}: {error}"
+                ) from error
+            if scheme not in ALLOWED_SCHEMES:
                 raise BlockedError(
                     source_id,
                     url,
@@ -230,7 +246,7 @@ class HttpFetcher:
         raise AssertionError("unreachable: the redirect loop returns or raises")
 
     def _send(
-        self, url: str, source_id: str, headers: dict[str, str], *, max_bytes: int | None
+        self, url: str, source_id: str, headers: dict[str, str], *, truncate_at: int | None
     ) -> _Reply:
         settings = self.settings
         attempts = settings.max_retries + 1
@@ -238,21 +254,13 @@ class HttpFetcher:
         for attempt in range(attempts):
             self._wait_for_slot(url)
             retry_after: float | None = None
+            deadline = time.monotonic() + settings.read_timeout * RESPONSE_DEADLINE_FACTOR
             try:
-                response = self.session.get(
-                    url,
-                    headers={
-                        "User-Agent": self.user_agent,
-                        "Accept": ACCEPT,
-                        "Accept-Encoding": "gzip, deflate",
-                        **headers,
-                    },
-                    timeout=(settings.connect_timeout, settings.read_timeout),
-                    stream=True,
-                    allow_redirects=False,
-                )
+                response = self._open(url, source_id, headers)
                 if response.status_code not in RETRY_STATUSES:
-                    body = self._read_body(response, url, source_id, max_bytes)
+                    body = self._read_body(
+                        response, url, source_id, deadline=deadline, truncate_at=truncate_at
+                    )
                     return _Reply(response, url, body)
 
                 cause = _status_cause(response)
@@ -269,7 +277,9 @@ class HttpFetcher:
                 if unresolvable:
                     # A host name that does not resolve, or a URL missing from a replay, will not
                     # appear within seconds: waiting and retrying in this run only delays the rest.
-                    raise FetchError(source_id, url, f"{unresolvable}; the next run tries again") from error
+                    raise FetchError(
+                        source_id, url, f"{unresolvable}; the next run tries again"
+                    ) from error
 
             if retry_after is not None and retry_after > settings.retry_after_ceiling:
                 raise RateLimitedError(
@@ -302,28 +312,76 @@ class HttpFetcher:
             source_id, url, f"{cause}; gave up after {attempts} attempts, the next run tries again"
         )
 
+    def _open(self, url: str, source_id: str, headers: dict[str, str]) -> requests.Response:
+        """Send the GET and return the response with its body still unread."""
+        settings = self.settings
+        try:
+            return self.session.get(
+                url,
+                headers={
+                    "User-Agent": self.user_agent,
+                    "Accept": ACCEPT,
+                    "Accept-Encoding": "gzip, deflate",
+                    **headers,
+                },
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                stream=True,
+                allow_redirects=False,
+            )
+        except ValueError as error:
+            # requests.InvalidURL, urllib3's LocationValueError and urllib.parse all raise
+            # ValueError subclasses for a URL they cannot parse.
+            raise BlockedError(
+                source_id,
+                url,
+                f"not a valid URL ({_short(error)}); check the catalog entry "
+                "or the redirect that led here",
+            ) from error
+
     def _read_body(
-        self, response: requests.Response, url: str, source_id: str, max_bytes: int | None
+        self,
+        response: requests.Response,
+        url: str,
+        source_id: str,
+        *,
+        deadline: float,
+        truncate_at: int | None,
     ) -> bytes:
+        """Read the body within the size limit and the deadline.
+
+        With `truncate_at` a longer body is cut at that many bytes instead of failing the fetch.
+        """
         if response.status_code in REDIRECT_STATUSES or response.status_code == 304:
             response.close()
             return b""
 
-        limit = max_bytes if max_bytes is not None else self.settings.max_body_bytes
+        limit = truncate_at if truncate_at is not None else self.settings.max_body_bytes
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if truncate_at is None and declared.isdigit() and int(declared) > limit:
             response.close()
             raise ResponseError(
                 source_id, url, f"body of {declared} bytes exceeds the limit of {limit} bytes"
             )
 
-        # NOTE: the read timeout applies to each read, not to the whole body, so a server that
-        # trickles bytes just fast enough can hold a fetch open until the size limit is reached.
         chunks: list[bytes] = []
         size = 0
         try:
-            for chunk in response.iter_content(CHUNK_BYTES):
+            for chunk in _iter_body(response):
+                if time.monotonic() > deadline:
+                    seconds = self.settings.read_timeout * RESPONSE_DEADLINE_FACTOR
+                    raise FetchError(
+                        source_id,
+                        url,
+                        f"response not complete within {seconds:.0f}s ({size} bytes received); "
+                        "the server is too slow, the next run tries again",
+                    )
                 size += len(chunk)
+                if size > limit and truncate_at is not None:
+                    chunks.append(chunk[: len(chunk) - (size - limit)])
+                    logger.warning(
+                        "body_truncated source=%s url=%s bytes=%d", source_id, url, limit
+                    )
+                    break
                 if size > limit:
                     raise ResponseError(
                         source_id,
@@ -352,9 +410,38 @@ class HttpFetcher:
 
     def _load_robots(self, robots_url: str, source_id: str) -> tuple[int, bytes]:
         reply = self._follow(
-            robots_url, source_id, {}, check_robots=False, max_bytes=ROBOTS_MAX_BYTES
+            robots_url, source_id, {}, check_robots=False, truncate_at=ROBOTS_MAX_BYTES
         )
         return reply.response.status_code, reply.body
+
+
+def _iter_body(response: requests.Response) -> Iterator[bytes]:
+    """Yield the decoded body in pieces as they arrive.
+
+    `read1` returns after one read from the socket, so the caller checks its deadline at least once
+    per read timeout. `iter_content` would block until a whole chunk has arrived. urllib3 errors are
+    raised as the requests errors that `iter_content` raises for them.
+    """
+    raw = response.raw
+    if not isinstance(raw, HTTPResponse):
+        # The replay adapter serves bytes from memory, so its reads wait on no network.
+        yield from response.iter_content(CHUNK_BYTES)
+        return
+
+    try:
+        while True:
+            chunk = raw.read1(CHUNK_BYTES, decode_content=True)
+            if not chunk:
+                return
+            yield chunk
+    except urllib3.exceptions.DecodeError as error:
+        raise requests.exceptions.ContentDecodingError(error) from error
+    except urllib3.exceptions.ReadTimeoutError as error:
+        raise requests.exceptions.ReadTimeout(error) from error
+    except urllib3.exceptions.SSLError as error:
+        raise requests.exceptions.SSLError(error) from error
+    except urllib3.exceptions.ProtocolError as error:
+        raise requests.exceptions.ChunkedEncodingError(error) from error
 
 
 def _check_scheme(url: str, source_id: str, requested: str) -> None:
@@ -380,7 +467,9 @@ def _unresolvable_host(error: Exception) -> str | None:
         if isinstance(reason, MaxRetryError):
             reason = reason.reason
             continue
-        reason = reason.args[0] if reason.args and isinstance(reason.args[0], BaseException) else None
+        reason = (
+            reason.args[0] if reason.args and isinstance(reason.args[0], BaseException) else None
+        )
     return None
 
 

@@ -1,8 +1,9 @@
 """Ingesting a source: fetch its URLs, read new items into `raw_item`, record its health.
 
 `ingest_source` handles one catalog source and always returns a `SourceReport`; a failing source
-never stops the others. Only exception types that no connector raises on purpose (bugs, a lost
-database) are logged as critical and re-raised.
+never stops the others. An exception of an unexpected type while fetching or reading a source (a
+bug, or a library failing on hostile input) fails that source, with the traceback logged. Only
+database errors, and any error while storing, are logged as critical and re-raised.
 
 Work is kept to what changed. Each URL is fetched with the ETag and Last-Modified stored for it.
 A 304, or a body whose SHA-256 equals the stored one, is not parsed at all, and only the source's
@@ -28,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from connectors._retry import RateLimitedError
@@ -46,7 +48,7 @@ from connectors.health import (
 from connectors.html import LayoutChangedError, scrape_listing
 from connectors.http import FetchedDocument, HttpFetcher
 from noticeboard.catalog import Source
-from noticeboard.errors import ParseError, SourceError
+from noticeboard.errors import ParseError, SourceError, StoreError
 from noticeboard.models import RawItem
 from noticeboard.settings import Settings
 from noticeboard.store import Store
@@ -58,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 # Errors that the parsing libraries raise on hostile input despite their tolerance.
 PARSER_ERRORS = (ValueError, LookupError, RecursionError)
+# Errors of the database, which the fetcher's host budget uses too: they stop the run.
+STORE_ERRORS = (SQLAlchemyError, StoreError)
 # Rows per INSERT or IN list; 500 rows of 6 columns stay under SQLite's variable limit.
 INSERT_BATCH_ROWS = 500
 
@@ -156,6 +160,17 @@ def _harvest(source: Source, fetcher: HttpFetcher, url_state: dict[str, Any]) ->
         except SourceError as error:
             logger.error("fetch_failed source=%s url=%s error=%s", source.id, url, error)
             harvest.error = error
+            break
+        except STORE_ERRORS:
+            raise
+        except Exception as error:
+            logger.exception("source_crashed source=%s url=%s", source.id, url)
+            harvest.error = SourceError(
+                source.id,
+                url,
+                f"unexpected {type(error).__name__}: {error}; "
+                "the traceback is in the log, please report it",
+            )
             break
     return harvest
 

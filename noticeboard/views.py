@@ -97,7 +97,10 @@ def load_views(session: Session, notices: Sequence[Notice]) -> list[NoticeView]:
     ids = list(views)
     tags: dict[str, list[NoticeTag]] = defaultdict(list)
     for tag in session.scalars(
-        select(NoticeTag).where(NoticeTag.notice_id.in_(ids)).order_by(NoticeTag.kind, NoticeTag.value)
+        # Sorted like the unique index (notice_id, kind, value), which PostgreSQL can then walk.
+        select(NoticeTag)
+        .where(NoticeTag.notice_id.in_(ids))
+        .order_by(NoticeTag.notice_id, NoticeTag.kind, NoticeTag.value)
     ):
         tags[tag.notice_id].append(tag)
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from noticeboard.catalog import Catalog
 from noticeboard.errors import ConfigError, DeliveryError
@@ -145,6 +146,10 @@ def publish_pending(
         channel_report = report.channels.setdefault(channel.name, ChannelReport())
         try:
             _publish_channel(store, channel, context, channel_report, worker=worker, now=now)
+        except SQLAlchemyError:
+            # The store failing is not the channel's fault: every channel would fail the same way,
+            # so the error goes to the caller, which reports the database.
+            raise
         except Exception as error:  # noqa: BLE001 (one broken channel must not stop the others)
             channel_report.error = f"{type(error).__name__}: {error}"
             logger.exception(
@@ -248,6 +253,8 @@ def _deliver_one(
         remote_id = channel.deliver(outgoing(view, context), delivery_claim)
     except DeliveryError as error:
         return _record_failure(store, delivery_claim, error, report, now=now)
+    except SQLAlchemyError:
+        raise
     except Exception as error:
         ledger.record_failure(store, delivery_claim, error, now=now)
         report.failed += 1
@@ -286,6 +293,8 @@ def _withdraw_one(
         marked_id = channel.withdraw(outgoing(view, context), delivery_claim, remote_id)
     except DeliveryError as error:
         return _record_failure(store, delivery_claim, error, report, now=now)
+    except SQLAlchemyError:
+        raise
     except Exception as error:
         ledger.record_failure(store, delivery_claim, error, now=now)
         report.failed += 1

@@ -24,13 +24,17 @@ from noticeboard.settings import Settings
 
 @dataclass
 class Reply:
-    """One scripted response; `length=False` sends the body without Content-Length."""
+    """One scripted response; `length=False` sends the body without Content-Length.
+
+    `delay` waits before the status line; `trickle` waits before each byte of the body.
+    """
 
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     length: bool = True
+    trickle: float = 0.0
 
 
 @dataclass
@@ -109,9 +113,18 @@ class LocalServer:
                         self.send_header("Content-Length", str(len(reply.body)))
                     self.end_headers()
                     if self.command != "HEAD":
-                        self.wfile.write(reply.body)
+                        self._write_body(reply)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def _write_body(self, reply: Reply) -> None:
+                if not reply.trickle:
+                    self.wfile.write(reply.body)
+                    return
+                for offset in range(len(reply.body)):
+                    time.sleep(reply.trickle)
+                    self.wfile.write(reply.body[offset : offset + 1])
+                    self.wfile.flush()
 
             do_GET = _serve
             do_POST = _serve

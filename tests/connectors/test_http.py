@@ -11,6 +11,7 @@ from email.utils import format_datetime
 import pytest
 
 from connectors._retry import RateLimitedError
+from connectors._robots import ROBOTS_MAX_BYTES
 from connectors.http import HttpFetcher
 from noticeboard.errors import BlockedError, FetchError, ResponseError
 from noticeboard.settings import Settings
@@ -144,6 +145,26 @@ def test_timeout_is_fetch_error(silent_url: str, settings: Settings) -> None:
     assert raised.value.url == silent_url
 
 
+def test_trickling_body_hits_deadline(server: LocalServer, settings: Settings) -> None:
+    # Each byte arrives well within the 0.5 s read timeout, but the whole body would take 6 s.
+    server.route("/feed.xml", Reply(body=b"x" * 60, trickle=0.1))
+    started = time.monotonic()
+
+    with pytest.raises(FetchError, match="not complete within 2s"):
+        _fetcher(settings).fetch(server.url("/feed.xml"), source_id="s1")
+
+    assert time.monotonic() - started < 4
+    assert len(server.hits("/feed.xml")) == 1
+
+
+def test_slow_body_within_deadline(server: LocalServer, settings: Settings) -> None:
+    server.route("/feed.xml", Reply(body=FEED[:10], trickle=0.05))
+
+    document = _fetcher(settings).fetch(server.url("/feed.xml"), source_id="s1")
+
+    assert document.body == FEED[:10]
+
+
 def test_redirect_followed(server: LocalServer, settings: Settings) -> None:
     server.route("/old", Reply(301, headers={"Location": "/feeds/rss.xml"}))
     server.route("/feeds/rss.xml", Reply(body=FEED))
@@ -167,6 +188,16 @@ def test_redirect_to_other_scheme_blocked(server: LocalServer, settings: Setting
     server.route("/feed.xml", Reply(302, headers={"Location": "file:///etc/passwd"}))
 
     with pytest.raises(BlockedError, match="only http and https"):
+        _fetcher(settings).fetch(server.url("/feed.xml"), source_id="s1")
+
+
+@pytest.mark.parametrize("location", ["http://[::1/feed.xml", "http://bad host.example/feed.xml"])
+def test_redirect_to_invalid_url_blocked(
+    server: LocalServer, settings: Settings, location: str
+) -> None:
+    server.route("/feed.xml", Reply(302, headers={"Location": location}))
+
+    with pytest.raises(BlockedError, match="valid URL"):
         _fetcher(settings).fetch(server.url("/feed.xml"), source_id="s1")
 
 
@@ -274,6 +305,44 @@ def test_robots_server_error_defers(server: LocalServer, settings: Settings) -> 
         _fetcher(settings).fetch(server.url("/feed.xml"), source_id="s1")
 
     assert server.hits("/feed.xml") == []
+
+
+def test_robots_oversized_truncated(server: LocalServer, settings: Settings) -> None:
+    padding = b"# " + b"x" * 70 + b"\n"
+    rules = (
+        b"User-agent: *\nDisallow: /private/\n"
+        + padding * (ROBOTS_MAX_BYTES // len(padding) + 10)
+        + b"Disallow: /late/\n"
+    )
+    server.route("/robots.txt", Reply(body=rules))
+    server.route("/feed.xml", Reply(body=FEED))
+    server.route("/late/feed.xml", Reply(body=FEED))
+    server.route("/private/feed.xml", Reply(body=FEED))
+    fetcher = _fetcher(settings.replace(max_body_bytes=4 * ROBOTS_MAX_BYTES))
+
+    allowed = fetcher.fetch(server.url("/feed.xml"), source_id="s1")
+    past_the_cut = fetcher.fetch(server.url("/late/feed.xml"), source_id="s1")
+    with pytest.raises(BlockedError, match="robots.txt"):
+        fetcher.fetch(server.url("/private/feed.xml"), source_id="s1")
+
+    assert allowed.status == 200
+    assert past_the_cut.status == 200
+    assert len(server.hits("/robots.txt")) == 1
+
+
+def test_robots_cut_line_ignored(server: LocalServer, settings: Settings) -> None:
+    head = b"User-agent: *\nDisallow: /private/\n"
+    cut_rule = b"Disallow: /late/\n"
+    # The size limit falls right after "Disallow: /", which alone would disallow every path.
+    filler = ROBOTS_MAX_BYTES - len(head) - len(b"Disallow: /") - len(b"#\n")
+    rules = head + b"#" + b"x" * filler + b"\n" + cut_rule
+    server.route("/robots.txt", Reply(body=rules))
+    server.route("/feed.xml", Reply(body=FEED))
+    fetcher = _fetcher(settings.replace(max_body_bytes=4 * ROBOTS_MAX_BYTES))
+
+    document = fetcher.fetch(server.url("/feed.xml"), source_id="s1")
+
+    assert document.status == 200
 
 
 def test_robots_ignored_when_disabled(server: LocalServer, settings: Settings) -> None:

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 import connectors.ingest
 from connectors import check_source, ingest_source
-from connectors.http import HttpFetcher
+from connectors.feeds import FeedResult
+from connectors.http import FetchedDocument, HttpFetcher
+from noticeboard.catalog import Source
 from noticeboard.settings import Settings
 from noticeboard.store import Store
 from noticeboard.store.tables import RawItem as RawItemRow
 from noticeboard.store.tables import SourceState
-from tests.connectors.conftest import LocalServer, Recorded, Reply, data, make_source
+from tests.connectors.conftest import (
+    LISTING_SELECTORS,
+    LocalServer,
+    Recorded,
+    Reply,
+    data,
+    make_source,
+)
 
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 RSS = {"Content-Type": "application/rss+xml"}
@@ -143,18 +154,60 @@ def test_failing_source_spares_others(
     assert [report.status for report in reports] == ["failed", "ok"]
 
 
-def test_bug_is_reraised(
+def test_parser_crash_spares_others(
+    server: LocalServer, settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.route("/good.xml", Reply(body=data("rss_et.xml"), headers=RSS))
+    server.route("/bad.xml", Reply(body=data("rss_et.xml"), headers=RSS))
+    real_parse_feed = connectors.ingest.parse_feed
+
+    def crash_on_bad(document: FetchedDocument, source: Source) -> FeedResult:
+        if source.id == "bad-source":
+            raise ZeroDivisionError("bug")
+        return real_parse_feed(document, source)
+
+    monkeypatch.setattr(connectors.ingest, "parse_feed", crash_on_bad)
+    fetcher = HttpFetcher(settings)
+    bad = make_source("bad-source", "rss", server.url("/bad.xml"))
+    good = make_source("good-source", "rss", server.url("/good.xml"))
+
+    reports = [ingest_source(store, source, fetcher, settings, now=NOW) for source in (bad, good)]
+
+    assert [report.status for report in reports] == ["failed", "ok"]
+    assert "ZeroDivisionError" in (reports[0].error or "")
+    assert server.url("/bad.xml") in (reports[0].error or "")
+    assert _state(store, "bad-source").consecutive_failures == 1
+
+
+def test_invalid_selector_fails_source(
+    server: LocalServer, settings: Settings, store: Store
+) -> None:
+    server.route(
+        "/tiedotteet/", Reply(body=data("listing_fi.html"), headers={"Content-Type": "text/html"})
+    )
+    broken = dataclasses.replace(LISTING_SELECTORS, item="li.news-item[")
+    source = make_source("html-test", "html", server.url("/tiedotteet/"), selectors=broken)
+
+    report = ingest_source(store, source, HttpFetcher(settings), settings, now=NOW)
+    checked = check_source(source, HttpFetcher(settings), settings)
+
+    assert report.status == "failed"
+    assert "selectors.item 'li.news-item[' is not valid CSS" in (report.error or "")
+    assert checked.status == "failed"
+
+
+def test_store_error_is_reraised(
     server: LocalServer, settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server.route("/rss.xml", Reply(body=data("rss_et.xml"), headers=RSS))
     source = make_source("ingest-test", "rss", server.url("/rss.xml"))
 
-    def broken(*args: object) -> None:
-        raise ZeroDivisionError("bug")
+    def lost_database(*args: object) -> int:
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(connectors.ingest, "parse_feed", broken)
+    monkeypatch.setattr(connectors.ingest, "_insert_items", lost_database)
 
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(OperationalError):
         ingest_source(store, source, HttpFetcher(settings), settings, now=NOW)
 
 
