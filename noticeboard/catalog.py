@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import soupsieve
 import yaml
 
 from noticeboard.errors import CatalogError
@@ -249,6 +250,10 @@ def _parse_selectors(value: Any, kind: str, fail: Any) -> Selectors | None:
             raise fail(f"selectors.{key}", f"is not a known selector; known: {', '.join(SELECTOR_FIELDS)}")
         if not isinstance(selector, str) or not selector.strip():
             raise fail(f"selectors.{key}", "must be a non-empty CSS selector")
+        try:
+            soupsieve.compile(selector)
+        except soupsieve.SelectorSyntaxError as error:
+            raise fail(f"selectors.{key}", f"is {selector!r}, not valid CSS: {str(error).splitlines()[0]}") from error
     for key in REQUIRED_SELECTORS:
         if key not in value:
             raise fail(f"selectors.{key}", "is missing")

@@ -168,7 +168,8 @@ def sources_check(app: AppContext, source_ids: tuple[str, ...], replay: Path | N
         table.add_column(column)
     for source in runner.catalog.select(list(source_ids)):
         result = check_source(source, fetcher, app.settings)
-        table.add_row(source.id, result.status, str(result.fetched_items), result.error or "")
+        detail = result.error or "; ".join(result.warnings)
+        table.add_row(source.id, result.status, str(result.fetched_items), detail)
     Console(width=200).print(table)
 
 

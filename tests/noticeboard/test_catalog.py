@@ -77,6 +77,13 @@ def test_invalid_entry_named(tmp_path: Path, replace: str, by: str, message: str
     assert message in str(error.value)
 
 
+def test_invalid_css_selector_named(tmp_path: Path) -> None:
+    entry = VALID_ENTRY.replace("kind: rss", 'kind: html\n    selectors: {item: "article[", title: h2, link: a}')
+
+    with pytest.raises(CatalogError, match="field `selectors.item` is 'article\\[', not valid CSS"):
+        load_catalog(_write(tmp_path, entry))
+
+
 def test_duplicate_id_rejected(tmp_path: Path) -> None:
     entry = VALID_ENTRY.split("sources:\n", 1)[1]
     path = _write(tmp_path, "sources:\n" + entry + entry)
