@@ -45,7 +45,9 @@ def serve(app: AppContext, host: str, port: int) -> None:
         logger.warning("serve_catalog_unavailable error=%s authors=source_ids", error)
     application = create_app(app.open_store(), app.settings, catalog)
     click.echo(f"serving http://{host}:{port}/ (feeds from {app.settings.output_dir})", err=True)
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    # uvicorn's access log would print the signed tokens of newsletter links; the app logs
+    # requests itself with tokens masked.
+    uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)
 
 
 @click.command()

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -28,6 +29,7 @@ from noticeboard.catalog import Catalog
 from noticeboard.errors import ConfigError
 from noticeboard.settings import Settings
 from noticeboard.store import Store
+from noticeboard.web.access_log import AccessLogMiddleware
 from noticeboard.web.api import NoticeEndpoints, conditional_response, error_response
 from publishers.jsonfeed import FeedContext
 
@@ -105,4 +107,4 @@ def create_app(store: Store, settings: Settings, catalog: Catalog | None = None)
     routes.append(Route("/{path:path}", FeedFiles(settings.output_dir).serve, methods=["GET"]))
 
     logger.info("app_created output=%s routes=%d", settings.output_dir, len(routes))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(AccessLogMiddleware)])
