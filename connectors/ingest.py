@@ -361,16 +361,20 @@ def _load_state(store: Store, source_id: str) -> SourceState:
 
 
 def _state_for_update(session: Session, source_id: str) -> SourceState:
-    state = session.get(SourceState, source_id, with_for_update=True)
-    if state is None:
-        state = SourceState(
-            source_id=source_id,
-            consecutive_failures=0,
-            successful_fetches=0,
-            warnings=0,
-            items_last_fetch=0,
-        )
-        session.add(state)
+    """Lock the source's state row, creating it first when this is the source's first fetch.
+
+    The row is created with ON CONFLICT DO NOTHING, so two processes fetching a new source at once
+    both end up locking the one row instead of one failing on the primary key.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(SourceState)
+        .values(source_id=source_id, consecutive_failures=0, successful_fetches=0, warnings=0, items_last_fetch=0)
+        .on_conflict_do_nothing(index_elements=["source_id"])
+    )
+    state = session.get(SourceState, source_id, with_for_update=True, populate_existing=True)
+    assert state is not None, "the state row was inserted or already existed"
     return state
 
 

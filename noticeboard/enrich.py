@@ -38,8 +38,14 @@ def enrich_pending(store: Store, catalog: Catalog, settings: Settings, *, now: d
     report = EnrichReport()
     while True:
         with store.session() as session:
+            # SKIP LOCKED lets several workers enrich at once on PostgreSQL, each taking other
+            # notices; SQLite has one writer at a time and ignores the clause.
             notices = session.scalars(
-                select(Notice).where(Notice.stage == "normalised").order_by(Notice.id).limit(BATCH_SIZE)
+                select(Notice)
+                .where(Notice.stage == "normalised")
+                .order_by(Notice.id)
+                .limit(BATCH_SIZE)
+                .with_for_update(skip_locked=True)
             ).all()
             if not notices:
                 return report
