@@ -8,6 +8,7 @@ white space, tracking parameters in links and "page generated at" time stamps.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -114,8 +115,13 @@ def content_hash(title: str, body_text: str) -> str:
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
+@functools.lru_cache(maxsize=64)
 def material_text(text: str | None) -> str:
-    """Return `text` without what changes between renders of an unchanged notice."""
+    """Return `text` without what changes between renders of an unchanged notice.
+
+    Cached because the content hash and the SimHash of a notice both need the material text of
+    its title and body, and the page-stamp expression is slow.
+    """
     if not text:
         return ""
     text = unicodedata.normalize("NFC", text)

@@ -38,8 +38,9 @@ def normalise_item(
 
     body_html = sanitize_html(raw.body_html or "", raw.url)
     summary_source = sanitize_html(raw.summary_html or "", raw.url)
-    body_text = html_to_text(body_html) if body_html else html_to_text(summary_source)
-    summary_text = summarize(html_to_text(summary_source) or body_text, settings.summary_chars)
+    summary_plain = html_to_text(summary_source)
+    body_text = html_to_text(body_html) if body_html else summary_plain
+    summary_text = summarize(summary_plain or body_text, settings.summary_chars)
     summary_html = summary_source if summary_source else _paragraph(summary_text)
     if not body_html:
         body_html = summary_source

@@ -1,13 +1,17 @@
 """The normalisation stage: pending raw items become notices, versions and outbox events.
 
-Each pending `raw_item` row is handled in its own transaction, which first claims the row
-(`UPDATE ... WHERE status = 'pending'`) and then writes the notice, its version and its event. A
-crash mid-batch rolls back only the row in hand, which stays pending for the next run. Two
-processes never handle the same row: the claim takes a row lock on PostgreSQL and the database
-write lock on SQLite, so the second claim finds the row no longer pending. When two processes race
-to create or update the same notice, the unique constraints on `notice.id`, `(notice_id, version)`
-and `(notice_id, version, kind)` make one of them fail, and that one retries the row and finds the
-stored notice.
+Pending `raw_item` rows are handled in batches of `BATCH_SIZE`, one transaction per batch. That
+saves a commit (an fsync on SQLite) per row, and grouping reads the stored notices it compares
+with once per batch (`GroupingIndex`) instead of once per row. For each row the transaction
+first claims it (`UPDATE ... WHERE status = 'pending'`) and then writes the notice, its version
+and its event. A crash mid-batch rolls back that batch, whose rows stay pending for the next run.
+Two processes never handle the same row: the claim takes a row lock on PostgreSQL and the
+database write lock on SQLite, so the second claim finds the row no longer pending. The locks
+last until the batch commits, so a second process that reaches a claimed row waits for that
+batch. When two processes race to create or update the same notice, the unique constraints on
+`notice.id`, `(notice_id, version)` and `(notice_id, version, kind)` make one of them fail. That
+one rolls its batch back and handles the batch again one row per transaction, retrying a row that
+fails again, and so finds the stored notice.
 
 Matching a raw item to a stored notice, in order:
 1. the notice id (from the guid, or the canonical URL when the guid is missing or volatile);
@@ -31,11 +35,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable, select, update
+from sqlalchemy import CursorResult, Executable, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -47,7 +52,7 @@ from noticeboard.settings import Settings
 from noticeboard.store import Store
 from noticeboard.store.tables import Notice, NoticeEvent, NoticeVersion, SourceState
 from noticeboard.store.tables import RawItem as RawItemRow
-from transforms.grouping import assign_groups
+from transforms.grouping import GroupingIndex, assign_groups
 from transforms.identity import keys_of_notice, notice_id
 from transforms.normalise import normalise_item
 
@@ -57,6 +62,13 @@ BATCH_SIZE = 100
 MAX_ATTEMPTS = 3
 STAGE_NORMALISED = "normalised"
 _RAW_FIELDS = {item.name for item in dataclasses.fields(RawItem)}
+# Built once: building the statement per event took longer than running it. The Core table (not
+# the mapped class) keeps the insert a plain statement that reports its row count.
+_EVENT_TABLE = cast(Table, NoticeEvent.__table__)
+_EVENT_INSERTS: dict[str, Executable] = {
+    "postgresql": postgresql_insert(_EVENT_TABLE).on_conflict_do_nothing(),
+    "sqlite": sqlite_insert(_EVENT_TABLE).on_conflict_do_nothing(),
+}
 
 
 @dataclass
@@ -113,8 +125,7 @@ def normalise_pending(
             ).all()
         if not batch:
             break
-        for raw_id in batch:
-            _process_with_retries(store, catalog, settings, raw_id, now, report)
+        _process_batch(store, catalog, settings, batch, now, report)
         last_id = batch[-1]
 
     for source in catalog.sources.values():
@@ -135,6 +146,44 @@ def normalise_pending(
     return report
 
 
+def _process_batch(
+    store: Store,
+    catalog: Catalog,
+    settings: Settings,
+    raw_ids: Sequence[int],
+    now: datetime,
+    report: NormaliseReport,
+) -> None:
+    """Handle `raw_ids` in one transaction, or one per row after a conflict with another process."""
+    results: list[tuple[str, str]] = []
+    try:
+        with store.session() as session:
+            index = GroupingIndex()
+            for raw_id in raw_ids:
+                result = _process_row(session, catalog, settings, raw_id, now, index)
+                if result is not None:
+                    results.append(result)
+    except (IntegrityError, OperationalError) as error:
+        logger.info(
+            "normalise_batch_retry first_raw_item=%d rows=%d error=%s; "
+            "handling the rows one per transaction",
+            raw_ids[0],
+            len(raw_ids),
+            type(error).__name__,
+        )
+        for raw_id in raw_ids:
+            _process_with_retries(store, catalog, settings, raw_id, now, report)
+        return
+
+    for source_id, outcome in results:
+        _count(report, source_id, outcome)
+
+
+def _count(report: NormaliseReport, source_id: str, outcome: str) -> None:
+    counts = report.counts(source_id)
+    setattr(counts, outcome, getattr(counts, outcome) + 1)
+
+
 def _process_with_retries(
     store: Store,
     catalog: Catalog,
@@ -146,7 +195,7 @@ def _process_with_retries(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with store.session() as session:
-                result = _process_row(session, catalog, settings, raw_id, now)
+                result = _process_row(session, catalog, settings, raw_id, now, GroupingIndex())
         except (IntegrityError, OperationalError) as error:
             if attempt == MAX_ATTEMPTS:
                 logger.error(
@@ -165,9 +214,7 @@ def _process_with_retries(
             continue
 
         if result is not None:
-            source_id, outcome = result
-            counts = report.counts(source_id)
-            setattr(counts, outcome, getattr(counts, outcome) + 1)
+            _count(report, *result)
         return
 
 
@@ -177,6 +224,7 @@ def _process_row(
     settings: Settings,
     raw_id: int,
     now: datetime,
+    index: GroupingIndex,
 ) -> tuple[str, str] | None:
     """Claim and handle one raw item; returns (source id, outcome), or None if already taken."""
     claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
@@ -202,7 +250,7 @@ def _process_row(
 
     state = session.get(SourceState, source.id)
     fetch_number = state.successful_fetches if state and source.lists_all_current else None
-    outcome = _upsert(session, item, row.fetched_at, fetch_number, now)
+    outcome = _upsert(session, item, row.fetched_at, fetch_number, now, index)
     logger.debug(
         "normalised_item source=%s raw_item=%d notice=%s outcome=%s",
         source.id,
@@ -242,10 +290,11 @@ def _upsert(
     fetched_at: datetime,
     fetch_number: int | None,
     now: datetime,
+    index: GroupingIndex,
 ) -> str:
     notice = _find_stored(session, item)
     if notice is None:
-        _create(session, item, fetched_at, fetch_number, now)
+        _create(session, item, fetched_at, fetch_number, now, index)
         return "created"
 
     if item.guid and notice.guid != item.guid:
@@ -255,7 +304,7 @@ def _upsert(
     if notice.content_hash == item.content_hash:
         return "unchanged"
 
-    _update(session, notice, item, now)
+    _update(session, notice, item, now, index)
     return "updated"
 
 
@@ -302,6 +351,7 @@ def _create(
     fetched_at: datetime,
     fetch_number: int | None,
     now: datetime,
+    index: GroupingIndex,
 ) -> None:
     notice = Notice(
         id=item.id,
@@ -328,11 +378,17 @@ def _create(
         )
     )
     _insert_event(session, notice.id, 1, "created", now)
-    assign_groups(session, notice)
+    assign_groups(session, notice, index)
     session.flush()
 
 
-def _update(session: Session, notice: Notice, item: NormalisedNotice, now: datetime) -> None:
+def _update(
+    session: Session,
+    notice: Notice,
+    item: NormalisedNotice,
+    now: datetime,
+    index: GroupingIndex,
+) -> None:
     previous_text = _versioned_text(notice.title, notice.body_text)
     previous_version = notice.version
     kept_published = notice.published_at is not None and item.published is None
@@ -364,7 +420,7 @@ def _update(session: Session, notice: Notice, item: NormalisedNotice, now: datet
         )
     )
     _insert_event(session, notice.id, notice.version, "updated", now)
-    assign_groups(session, notice)
+    assign_groups(session, notice, index)
     session.flush()
 
 
@@ -418,16 +474,11 @@ def _insert_event(
         "created_at": now,
         "detail": detail,
     }
-    dialect = session.get_bind().dialect.name
-    statement: Executable
-    if dialect == "postgresql":
-        statement = postgresql_insert(NoticeEvent).values(values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite_insert(NoticeEvent).values(values).on_conflict_do_nothing()
-    else:
+    statement = _EVENT_INSERTS.get(session.get_bind().dialect.name)
+    if statement is None:
         session.add(NoticeEvent(**values))
         return True
-    result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
+    result: CursorResult[Any] = session.execute(statement, values)  # type: ignore[assignment]
     return bool(result.rowcount)
 
 

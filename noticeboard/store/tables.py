@@ -93,6 +93,10 @@ class Notice(Base):
         Index("ix_notice_source_guid", "source_id", "guid"),
         Index("ix_notice_source_url", "source_id", "canonical_url"),
         Index("ix_notice_published", "published_at"),
+        # Grouping looks notices up by guid and URL across sources, and by first-seen time.
+        Index("ix_notice_guid", "guid"),
+        Index("ix_notice_canonical_url", "canonical_url"),
+        Index("ix_notice_first_seen", "first_seen_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -315,3 +315,85 @@ def test_group_id_kept_when_member_joins(store: Store) -> None:
     normalise_pending(store, CATALOG, SETTINGS, now=NOW)
 
     assert {duplicate for _, duplicate in _groups(store).values()} == {first_group}
+
+
+def test_duplicate_found_across_batches(store: Store) -> None:
+    _add(store, "ministry-fi", "https://ministry.example.fi/b", "Tukiohjelma", ANNOUNCEMENT)
+    edited = ANNOUNCEMENT.replace("Valtioneuvosto on päättänyt", "Ministeriö tiedottaa")
+    _add(store, "agency-fi", "https://agency.example.fi/b", "Tukiohjelma", edited)
+
+    normalise_pending(store, CATALOG, SETTINGS, now=NOW, batch_size=1)
+
+    groups = _groups(store)
+    assert groups["https://ministry.example.fi/b"][1] is not None
+    assert groups["https://agency.example.fi/b"][1] == groups["https://ministry.example.fi/b"][1]
+
+
+def test_alternate_named_across_batches(store: Store) -> None:
+    _add(
+        store,
+        "agency-fi",
+        "https://agency.example.fi/tiedote/vaalit",
+        "Vaalit",
+        "Ennakkoäänestys alkaa.",
+        alternates={"sv": "https://agency.example.fi/meddelande/val"},
+    )
+    _add(
+        store,
+        "agency-fi",
+        "https://agency.example.fi/meddelande/val",
+        "Val",
+        "Förhandsröstningen börjar.",
+    )
+
+    normalise_pending(store, CATALOG, SETTINGS, now=NOW, batch_size=1)
+
+    groups = _groups(store)
+    assert groups["https://agency.example.fi/tiedote/vaalit"][0] is not None
+    assert (
+        groups["https://agency.example.fi/meddelande/val"][0]
+        == groups["https://agency.example.fi/tiedote/vaalit"][0]
+    )
+
+
+def test_update_of_old_notice_finds_old_duplicate(store: Store) -> None:
+    for source, guid, days, body in (
+        ("ministry-fi", "m-old", 60, ANNOUNCEMENT),
+        ("agency-fi", "a-old", 55, UNRELATED),
+    ):
+        add_raw(
+            store,
+            RawItem(
+                source_id=source,
+                guid=guid,
+                url=f"https://{source}.example.fi/{guid}",
+                title="Tiedote",
+                body_html=f"<p>{body}</p>",
+            ),
+            fetched_at=FETCHED_AT - timedelta(days=days),
+        )
+    normalise_pending(store, CATALOG, SETTINGS, now=NOW)
+    assert {duplicate for _, duplicate in _groups(store).values()} == {None}
+
+    # The new notice makes the index read the window around now first; the update of the old
+    # notice then needs the range two months back.
+    _add(store, "city-se", "https://city.example.se/ny", "Nytt", "Simhallen är stängd i april.")
+    add_raw(
+        store,
+        RawItem(
+            source_id="agency-fi",
+            guid="a-old",
+            url="https://agency-fi.example.fi/a-old",
+            title="Tiedote",
+            body_html=f"<p>{ANNOUNCEMENT}</p>",
+        ),
+    )
+    normalise_pending(store, CATALOG, SETTINGS, now=NOW)
+
+    groups = _groups(store)
+    assert groups["https://ministry-fi.example.fi/m-old"][1] is not None
+    assert (
+        groups["https://agency-fi.example.fi/a-old"][1]
+        == groups["https://ministry-fi.example.fi/m-old"][1]
+    )
+    assert groups["https://city.example.se/ny"][1] is None

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from noticeboard.models import RawItem
 from noticeboard.settings import Settings
@@ -296,9 +297,7 @@ def test_bad_item_does_not_stop_run(store: Store) -> None:
     assert _statuses(store) == ["failed", "processed"]
 
 
-def test_crash_mid_batch_keeps_rows(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    add_raw(store, _item())
-    add_raw(store, _item(guid="g2", url=LINK + "-2", title="Toinen"))
+def _crash_on_second_upsert(monkeypatch: pytest.MonkeyPatch) -> None:
     original = normalise_stage._upsert
     calls = {"count": 0}
 
@@ -309,14 +308,55 @@ def test_crash_mid_batch_keeps_rows(store: Store, monkeypatch: pytest.MonkeyPatc
         return original(*args, **kwargs)
 
     monkeypatch.setattr(normalise_stage, "_upsert", crash_on_second)
+
+
+def test_crash_mid_batch_keeps_rows(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_raw(store, _item())
+    add_raw(store, _item(guid="g2", url=LINK + "-2", title="Toinen"))
+    _crash_on_second_upsert(monkeypatch)
+
     with pytest.raises(RuntimeError):
         _run(store)
-    assert _statuses(store) == ["processed", "pending"]
+    assert _statuses(store) == ["pending", "pending"]
+    assert _notices(store) == []
 
-    monkeypatch.setattr(normalise_stage, "_upsert", original)
+    monkeypatch.undo()
     _run(store)
     assert _statuses(store) == ["processed", "processed"]
     assert len(_notices(store)) == 2
+
+
+def test_crash_keeps_earlier_batches(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_raw(store, _item())
+    add_raw(store, _item(guid="g2", url=LINK + "-2", title="Toinen"))
+    _crash_on_second_upsert(monkeypatch)
+
+    with pytest.raises(RuntimeError):
+        normalise_pending(store, CATALOG, SETTINGS, now=NOW, batch_size=1)
+
+    assert _statuses(store) == ["processed", "pending"]
+    assert len(_notices(store)) == 1
+
+
+def test_conflict_retries_rows_singly(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_raw(store, _item())
+    add_raw(store, _item(guid="g2", url=LINK + "-2", title="Toinen"))
+    original = normalise_stage._upsert
+    calls = {"count": 0}
+
+    def conflict_on_second(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["count"] += 1
+        if calls["count"] == 2:
+            raise IntegrityError("INSERT INTO notice", {}, Exception("simulated conflict"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(normalise_stage, "_upsert", conflict_on_second)
+    report = _run(store)
+
+    assert report.counts("agency-fi").created == 2
+    assert _statuses(store) == ["processed", "processed"]
+    assert len(_notices(store)) == 2
+    assert _events(store) == [("created", 1), ("created", 1)]
 
 
 def _listed_source():  # type: ignore[no-untyped-def]
