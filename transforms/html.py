@@ -182,6 +182,9 @@ _SENTENCE_END = re.compile(r"[.!?…](?=\s)")
 ELLIPSIS = "…"
 
 
+MAX_SANITIZE_PASSES = 3
+
+
 def sanitize_html(html: str, base_url: str | None) -> str:
     """Return `html` reduced to the allow-list, with absolute, tracking-free URLs.
 
@@ -196,9 +199,9 @@ def sanitize_html(html: str, base_url: str | None) -> str:
             return value
         return _safe_url(value, base_url)
 
-    try:
-        cleaned = nh3.clean(
-            html,
+    def clean(markup: str) -> str:
+        return nh3.clean(
+            markup,
             tags=set(ALLOWED_TAGS),
             attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
             url_schemes=set(ALLOWED_SCHEMES),
@@ -206,11 +209,22 @@ def sanitize_html(html: str, base_url: str | None) -> str:
             link_rel="noopener noreferrer",
             strip_comments=True,
         )
+
+    try:
+        cleaned = _collapse_space(clean(html))
+        # Misnested markup (an <a> inside a <table> inside an <a>) can come out of one pass in a
+        # form that a second pass parses differently; repeat until the output is stable, so that
+        # sanitising stored HTML again never changes it.
+        for _ in range(MAX_SANITIZE_PASSES):
+            again = _collapse_space(clean(cleaned))
+            if again == cleaned:
+                break
+            cleaned = again
     except Exception as error:  # noqa: BLE001 (hostile input must not stop a run)
         logger.warning("sanitize_failed base_url=%s error=%s", base_url, error)
         return escape(html_to_text(html))
 
-    return _collapse_space(cleaned)
+    return cleaned
 
 
 def _safe_url(value: str, base_url: str | None) -> str | None:

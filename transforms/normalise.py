@@ -6,6 +6,7 @@ import logging
 import re
 from datetime import datetime
 from html import escape
+from urllib.parse import urlsplit
 
 from noticeboard.catalog import Source
 from noticeboard.models import NormalisedNotice, ParsedDate, RawItem
@@ -33,11 +34,12 @@ def normalise_item(
     A missing or unreadable date gives `published=None` (the raw string is kept and a warning
     names the source); the store then falls back to the first-seen time and marks it.
     """
-    url = clean_url(raw.url)
-    canonical = canonical_url(raw.url)
+    link = _web_link(raw.url, source.id)
+    url = clean_url(link)
+    canonical = canonical_url(link)
 
-    body_html = sanitize_html(raw.body_html or "", raw.url)
-    summary_source = sanitize_html(raw.summary_html or "", raw.url)
+    body_html = sanitize_html(raw.body_html or "", link)
+    summary_source = sanitize_html(raw.summary_html or "", link)
     summary_plain = html_to_text(summary_source)
     body_text = html_to_text(body_html) if body_html else summary_plain
     summary_text = summarize(summary_plain or body_text, settings.summary_chars)
@@ -128,3 +130,20 @@ def _clean_alternates(alternates: dict[str, str] | None) -> dict[str, str]:
         if code and url:
             cleaned[code] = url
     return cleaned
+
+
+def _web_link(url: str | None, source_id: str) -> str | None:
+    """Return `url` if it is an absolute http(s) address, else None.
+
+    A javascript:, data: or relative link is dropped and logged, so it never reaches a feed, a
+    post or a mail.
+    """
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return url.strip()
+    logger.warning(
+        "link_dropped source=%s reason=not an absolute http(s) URL scheme=%s", source_id, parts.scheme or "-"
+    )
+    return None

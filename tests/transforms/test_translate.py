@@ -451,8 +451,12 @@ def test_invalid_setting_keeps_pending(
     changes: dict[str, float], server: TranslatorServer, settings: Settings, store: Store
 ) -> None:
     add_notice(store, settings, "n1")
+    invalid = settings.replace()
+    for name, value in changes.items():
+        # Settings rejects these values when it is built; the stage must still survive them.
+        object.__setattr__(invalid, name, value)
 
-    report = translate_pending(store, settings.replace(**changes), now=NOW)
+    report = translate_pending(store, invalid, now=NOW)
 
     assert report.translated == 0
     assert translation_of(store, "n1").status == "pending"
