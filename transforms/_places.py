@@ -64,11 +64,16 @@ class PlaceMatch:
 
 @dataclass(frozen=True)
 class RegionVocabulary:
-    """All regions by code, and an index from folded word sequences to their forms."""
+    """All regions by code, and an index from folded word sequences to their forms.
+
+    `lengths_by_first` maps the first folded word of each indexed sequence to the lengths of the
+    sequences that start with it, longest first, so that most words need one lookup.
+    """
 
     regions: dict[str, Region]
     index: dict[tuple[str, ...], tuple[PlaceForm, ...]]
     max_words: int
+    lengths_by_first: dict[str, tuple[int, ...]]
 
 
 @functools.lru_cache(maxsize=4)
@@ -109,11 +114,19 @@ def load_regions(path: Path | None = None) -> RegionVocabulary:
         for form in _forms_of(region, endings):
             index.setdefault(form.words, []).append(form)
 
+    lengths_by_first: dict[str, set[int]] = {}
+    for words in index:
+        if words:
+            lengths_by_first.setdefault(words[0], set()).add(len(words))
+
     logger.debug("loaded regions path=%s regions=%d forms=%d", path, len(regions), len(index))
     return RegionVocabulary(
         regions=regions,
         index={words: tuple(forms) for words, forms in index.items()},
         max_words=max(len(words) for words in index),
+        lengths_by_first={
+            word: tuple(sorted(lengths, reverse=True)) for word, lengths in lengths_by_first.items()
+        },
     )
 
 
@@ -145,15 +158,19 @@ def validate_region_codes(codes: Iterable[str]) -> None:
 def find_places(tokens: list[Token], language: str | None) -> list[PlaceMatch]:
     """Find the regions named in a token list, taking the longest name at each position."""
     vocabulary = load_regions()
+    folded = [token.folded for token in tokens]
     matches: list[PlaceMatch] = []
     position = 0
 
     while position < len(tokens):
         matched_length = 0
-        for length in range(min(vocabulary.max_words, len(tokens) - position), 0, -1):
-            window = tokens[position : position + length]
-            forms = vocabulary.index.get(tuple(token.folded for token in window), ())
-            next_token = tokens[position + length] if position + length < len(tokens) else None
+        for length in vocabulary.lengths_by_first.get(folded[position], ()):
+            end = position + length
+            if end > len(tokens):
+                continue
+            forms = vocabulary.index.get(tuple(folded[position:end]), ())
+            window = tokens[position:end]
+            next_token = tokens[end] if end < len(tokens) else None
             accepted = [form for form in forms if _accepts(form, window, next_token, language)]
             if accepted:
                 text = " ".join(token.text for token in window)

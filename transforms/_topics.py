@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,12 @@ TOPIC_SLUGS = (
 )
 FALLBACK_TOPIC = "other"
 KEYWORD_LANGUAGES = ("fi", "sv", "et", "lv", "en", "ru")
+# Roles of a keyword within its topic, as positions in the span lists of `_keyword_matches`.
+STRONG, WEAK, EXCLUDE = 0, 1, 2
+# Words whose matching patterns are remembered, because notices repeat their words. When full,
+# this cache and the folded-word cache of transforms/_text.py hold about 8 MB together.
+WORD_CACHE_SIZE = 16_384
+NO_PATTERNS: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,65 @@ class TopicEvidence:
     weak: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class IndexEntry:
+    """A keyword filed under its first word pattern: its topic, role and remaining pattern ids."""
+
+    topic: int
+    role: int
+    rest: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FormTable:
+    """The word patterns that test one form of a word (folded, or exact with diacritics).
+
+    `prefix_lengths` lists the stem lengths in `prefix`, ascending, so that a word is looked up
+    once per length instead of once per stem. `infix_pattern` finds whether any stem of `infix`
+    occurs in a word at all; only then is each of them tested.
+    """
+
+    exact: dict[str, int]
+    prefix: dict[str, int]
+    prefix_lengths: tuple[int, ...]
+    infix: tuple[tuple[str, int], ...]
+    infix_pattern: re.Pattern[str] | None
+
+    def pattern_ids(self, word: str) -> list[int]:
+        """Return the ids of the patterns that match `word`, as `WordPattern.matches` defines."""
+        found = []
+
+        exact_id = self.exact.get(word)
+        if exact_id is not None:
+            found.append(exact_id)
+
+        for length in self.prefix_lengths:
+            if length > len(word):
+                break
+            prefix_id = self.prefix.get(word[:length])
+            if prefix_id is not None:
+                found.append(prefix_id)
+
+        if self.infix_pattern is not None and self.infix_pattern.search(word):
+            found.extend(infix_id for stem, infix_id in self.infix if stem in word)
+        return found
+
+
+@dataclass(frozen=True)
+class KeywordIndex:
+    """The keywords of one language, or of all when `language` is None, by their first pattern.
+
+    A text is matched by looking up the patterns of each of its words once, instead of testing
+    every keyword at every position.
+    """
+
+    language: str | None
+    slugs: tuple[str, ...]
+    folded: FormTable
+    exact: FormTable
+    by_first_pattern: dict[int, tuple[IndexEntry, ...]]
+
+
 @functools.lru_cache(maxsize=4)
 def load_topics(path: Path | None = None) -> dict[str, Topic]:
     """Read and check the topic vocabulary (data/topics.yaml unless a path is given)."""
@@ -125,51 +190,134 @@ def load_topics(path: Path | None = None) -> dict[str, Topic]:
 
 def find_topics(tokens: list[Token], language: str | None) -> dict[str, TopicEvidence]:
     """Collect, per topic, the words that matched its keywords in the text's language."""
+    index = _keyword_index(_language_key(language))
+    matches = _keyword_matches(tokens, index)
+
     evidence: dict[str, TopicEvidence] = {}
-    for topic in load_topics().values():
-        vetoed = _matched_positions(tokens, _in_language(topic.exclude, language))
-        strong = _matched_words(tokens, _in_language(topic.keywords, language), vetoed)
-        weak = _matched_words(tokens, _in_language(topic.weak, language), vetoed)
+    for position, slug in enumerate(index.slugs):
+        found = matches.get(position)
+        if found is None:
+            continue
+
+        vetoed = {
+            offset for start, length in found[EXCLUDE] for offset in range(start, start + length)
+        }
+        strong = _matched_words(tokens, found[STRONG], vetoed)
+        weak = _matched_words(tokens, found[WEAK], vetoed)
         if strong or weak:
-            evidence[topic.slug] = TopicEvidence(strong=strong, weak=weak)
+            evidence[slug] = TopicEvidence(strong=strong, weak=weak)
     return evidence
 
 
-def _in_language(keywords: tuple[Keyword, ...], language: str | None) -> Iterable[Keyword]:
-    if language not in KEYWORD_LANGUAGES:
-        return keywords
-    return (keyword for keyword in keywords if keyword.language == language)
+def _language_key(language: str | None) -> str | None:
+    # A text in another language, or in none, is matched against the keywords of every language.
+    return language if language in KEYWORD_LANGUAGES else None
+
+
+def _keyword_matches(
+    tokens: list[Token], index: KeywordIndex
+) -> dict[int, tuple[list[tuple[int, int]], ...]]:
+    """Find every keyword match: per topic position, (start, length) spans per keyword role."""
+    pattern_sets = [
+        _word_pattern_ids(index.language, token.folded, token.exact) for token in tokens
+    ]
+    matches: dict[int, tuple[list[tuple[int, int]], ...]] = {}
+
+    for start, pattern_ids in enumerate(pattern_sets):
+        for pattern_id in pattern_ids:
+            for entry in index.by_first_pattern.get(pattern_id, ()):
+                end = start + 1 + len(entry.rest)
+                if end > len(tokens):
+                    continue
+                if not all(
+                    rest_id in pattern_sets[start + 1 + offset]
+                    for offset, rest_id in enumerate(entry.rest)
+                ):
+                    continue
+                spans = matches.setdefault(entry.topic, ([], [], []))
+                spans[entry.role].append((start, end - start))
+
+    return matches
 
 
 def _matched_words(
-    tokens: list[Token], keywords: Iterable[Keyword], vetoed: set[int]
+    tokens: list[Token], spans: list[tuple[int, int]], vetoed: set[int]
 ) -> tuple[str, ...]:
     words: set[str] = set()
-    for keyword in keywords:
-        for start in _keyword_starts(tokens, keyword):
-            span = range(start, start + len(keyword.patterns))
-            if vetoed.intersection(span):
-                continue
-            words.add(" ".join(tokens[index].text for index in span).casefold())
+    for start, length in spans:
+        span = range(start, start + length)
+        if vetoed.intersection(span):
+            continue
+        words.add(" ".join(tokens[index].text for index in span).casefold())
     return tuple(sorted(words))
 
 
-def _matched_positions(tokens: list[Token], keywords: Iterable[Keyword]) -> set[int]:
-    positions: set[int] = set()
-    for keyword in keywords:
-        for start in _keyword_starts(tokens, keyword):
-            positions.update(range(start, start + len(keyword.patterns)))
-    return positions
+@functools.lru_cache(maxsize=len(KEYWORD_LANGUAGES) + 1)
+def _keyword_index(language: str | None) -> KeywordIndex:
+    topics = list(load_topics().values())
+    pattern_ids: dict[WordPattern, int] = {}
+    entries: dict[int, list[IndexEntry]] = {}
 
-
-def _keyword_starts(tokens: list[Token], keyword: Keyword) -> Iterable[int]:
-    length = len(keyword.patterns)
-    for start in range(len(tokens) - length + 1):
-        if all(
-            pattern.matches(tokens[start + offset])
-            for offset, pattern in enumerate(keyword.patterns)
+    for position, topic in enumerate(topics):
+        for role, keywords in (
+            (STRONG, topic.keywords),
+            (WEAK, topic.weak),
+            (EXCLUDE, topic.exclude),
         ):
-            yield start
+            for keyword in keywords:
+                if language is not None and keyword.language != language:
+                    continue
+                ids = [
+                    pattern_ids.setdefault(pattern, len(pattern_ids))
+                    for pattern in keyword.patterns
+                ]
+                entries.setdefault(ids[0], []).append(
+                    IndexEntry(topic=position, role=role, rest=tuple(ids[1:]))
+                )
+
+    index = KeywordIndex(
+        language=language,
+        slugs=tuple(topic.slug for topic in topics),
+        folded=_form_table(pattern_ids, keep_diacritics=False),
+        exact=_form_table(pattern_ids, keep_diacritics=True),
+        by_first_pattern={first: tuple(found) for first, found in entries.items()},
+    )
+    logger.debug("indexed topic keywords language=%s patterns=%d", language, len(pattern_ids))
+    return index
+
+
+def _form_table(pattern_ids: dict[WordPattern, int], keep_diacritics: bool) -> FormTable:
+    patterns = [
+        (pattern, pattern_id)
+        for pattern, pattern_id in pattern_ids.items()
+        if pattern.keep_diacritics == keep_diacritics
+    ]
+    prefix = {
+        pattern.stem: pattern_id for pattern, pattern_id in patterns if pattern.mode == "prefix"
+    }
+    infix = tuple(
+        (pattern.stem, pattern_id) for pattern, pattern_id in patterns if pattern.mode == "infix"
+    )
+    infix_pattern = None
+    if infix:
+        infix_pattern = re.compile("|".join(re.escape(stem) for stem, _ in infix))
+
+    return FormTable(
+        exact={
+            pattern.stem: pattern_id for pattern, pattern_id in patterns if pattern.mode == "exact"
+        },
+        prefix=prefix,
+        prefix_lengths=tuple(sorted({len(stem) for stem in prefix})),
+        infix=infix,
+        infix_pattern=infix_pattern,
+    )
+
+
+@functools.lru_cache(maxsize=WORD_CACHE_SIZE)
+def _word_pattern_ids(language: str | None, folded: str, exact: str) -> frozenset[int]:
+    index = _keyword_index(language)
+    found = index.folded.pattern_ids(folded) + index.exact.pattern_ids(exact)
+    return frozenset(found) if found else NO_PATTERNS
 
 
 def compile_keyword(text: str, language: str) -> Keyword:
