@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from noticeboard.context import AppContext
+from noticeboard.context import PACKAGED_CATALOG, AppContext
 from noticeboard.errors import NoticeboardError, StoreUnavailableError
+from noticeboard.settings import mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +147,18 @@ def sources(ctx: click.Context) -> None:
             (state.last_status if state else None) or "never fetched",
             state.last_success_at.isoformat(timespec="minutes") if state and state.last_success_at else "-",
             str(state.consecutive_failures) if state else "0",
-            (state.last_error or "")[:80] if state else "",
+            _health_detail(state),
         )
     Console(width=220).print(table)
+
+
+def _health_detail(state: Any) -> str:
+    if state is None:
+        return ""
+    detail = state.last_error or ""
+    if state.next_fetch_after is not None and state.consecutive_failures:
+        detail = f"backing off until {state.next_fetch_after.isoformat(timespec='minutes')}; {detail}"
+    return detail[:300]
 
 
 @sources.command("check")
@@ -159,18 +169,23 @@ def sources(ctx: click.Context) -> None:
 def sources_check(app: AppContext, source_ids: tuple[str, ...], replay: Path | None) -> None:
     """Fetch each source once and report what it found, without storing notices."""
     from connectors import check_source
-    from noticeboard.pipeline import Runner
+    from noticeboard.pipeline import FAILED_STATUSES, Runner
 
     runner = Runner(settings=app.settings, store=app.open_store(), catalog=app.catalog(), replay=replay)
     fetcher = runner.fetcher()
     table = Table(title="source check")
     for column in ("id", "status", "items", "detail"):
         table.add_column(column)
+    outcomes = []
     for source in runner.catalog.select(list(source_ids)):
         result = check_source(source, fetcher, app.settings)
+        outcomes.append(result.status)
         detail = result.error or "; ".join(result.warnings)
         table.add_row(source.id, result.status, str(result.fetched_items), detail)
     Console(width=200).print(table)
+    if outcomes and all(status in FAILED_STATUSES for status in outcomes):
+        click.echo("error: every checked source failed; see the details above", err=True)
+        sys.exit(EXIT_ALL_FAILED)
 
 
 @cli.command()
@@ -268,7 +283,12 @@ def translate(app: AppContext, pending: bool, limit: int | None) -> None:  # noq
 
     runner = Runner(settings=app.settings, store=app.open_store(), catalog=app.catalog())
     report = runner.translate_pending(limit=limit)
-    click.echo(str(report))
+    click.echo(
+        f"translated={report.translated} deferred={report.deferred} failed={report.failed} "
+        f"skipped={report.skipped} provider_calls={report.provider_calls} memory_hits={report.memory_hits}"
+    )
+    if report.deferred_until is not None:
+        click.echo(f"deferred translations are retried after {report.deferred_until.isoformat(timespec='seconds')}")
 
 
 @cli.command()
@@ -283,7 +303,10 @@ def migrate(app: AppContext) -> None:
 @click.pass_obj
 def show_config(app: AppContext) -> None:
     """Print the settings in use, with secrets masked."""
-    for name, value in app.settings.redacted().items():
+    shown = app.settings.redacted()
+    shown["database_url"] = mask_url(app.database_url)
+    shown["catalog_path"] = str(app.catalog_path or app.settings.catalog_path or PACKAGED_CATALOG)
+    for name, value in shown.items():
         click.echo(f"{name} = {value}")
 
 

@@ -44,7 +44,7 @@ class AppContext:
     def catalog(self) -> Catalog:
         """Load (once) the catalog named by `--catalog`, or the packaged catalog."""
         if self._catalog is None:
-            self._catalog = load_catalog(self.catalog_path or PACKAGED_CATALOG)
+            self._catalog = load_catalog(self.catalog_path or self.settings.catalog_path or PACKAGED_CATALOG)
         return self._catalog
 
     def close(self) -> None:

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from noticeboard.catalog import Catalog, Source
 from noticeboard.settings import Settings
 from noticeboard.store import Store
-from noticeboard.store.tables import Notice, NoticeTag
+from noticeboard.store.tables import Notice, NoticeTag, Translation
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ def enrich_pending(store: Store, catalog: Catalog, settings: Settings, *, now: d
     """Detect the language, tag and queue translations of every notice in stage `normalised`."""
     report = EnrichReport()
     while True:
-        with store.session() as session:
+        # Without autoflush, reading a notice's attributes sends no pending writes, so the ORM
+        # writes the batch's changes once, at commit.
+        with store.session() as session, session.no_autoflush:
             # SKIP LOCKED lets several workers enrich at once on PostgreSQL, each taking other
             # notices; SQLite has one writer at a time and ignores the clause.
             notices = session.scalars(
@@ -49,31 +52,71 @@ def enrich_pending(store: Store, catalog: Catalog, settings: Settings, *, now: d
             ).all()
             if not notices:
                 return report
-            for notice in notices:
-                _enrich_one(session, notice, catalog, settings, report)
+            _enrich_batch(session, notices, catalog, settings, report)
 
 
-def _enrich_one(session: Session, notice: Notice, catalog: Catalog, settings: Settings, report: EnrichReport) -> None:
+def _enrich_batch(
+    session: Session, notices: Sequence[Notice], catalog: Catalog, settings: Settings, report: EnrichReport
+) -> None:
+    from transforms.translate_stage import stored_translations
+
+    translations = stored_translations(session, [notice.id for notice in notices])
+    tags: dict[str, list[dict[str, str]]] = {}
+    for notice in notices:
+        rows = _enrich_one(session, notice, catalog, settings, translations[notice.id], report)
+        if rows is not None:
+            tags[notice.id] = rows
+
+    write_tags(session, tags)
+
+
+def _enrich_one(
+    session: Session,
+    notice: Notice,
+    catalog: Catalog,
+    settings: Settings,
+    translations: dict[str, Translation],
+    report: EnrichReport,
+) -> list[dict[str, str]] | None:
+    """Enrich one notice and return its tag rows, or None when it failed or has no source."""
+    from transforms.translate_stage import queue_translations
+
     source = catalog.sources.get(notice.source_id)
     if source is None:
         logger.warning("enrich_skipped notice=%s source=%s reason=source-not-in-catalog", notice.id, notice.source_id)
         notice.stage = "ready"
         report.failed[notice.source_id] += 1
-        return
+        return None
 
     try:
-        with session.begin_nested():
-            notice.source_timezone = source.timezone
-            detect_notice_language(notice, source, settings)
-            replace_tags(session, notice, source)
-            queue_notice_translations(session, notice, settings)
-            notice.stage = "ready"
+        notice.source_timezone = source.timezone
+        detect_notice_language(notice, source, settings)
+        rows = tag_rows(notice, source)
+        queue_translations(session, notice, settings, existing=translations)
     except Exception:
         logger.exception("enrich_failed notice=%s source=%s", notice.id, source.id)
+        _discard_changes(session, notice, translations)
         notice.stage = "ready"
         report.failed[source.id] += 1
-        return
+        return None
+
+    notice.stage = "ready"
     report.enriched[source.id] += 1
+    return rows
+
+
+def _discard_changes(session: Session, notice: Notice, translations: dict[str, Translation]) -> None:
+    """Undo the unflushed changes that a failed enrichment made to `notice` and its translations."""
+    # Expiring drops unflushed attribute changes, and the stored values load on next access.
+    session.expire(notice, _ENRICHED_ATTRIBUTES)
+    for row in translations.values():
+        session.expire(row)
+    for pending in [item for item in session.new if isinstance(item, Translation)]:
+        if pending.notice_id == notice.id:
+            session.expunge(pending)
+
+
+_ENRICHED_ATTRIBUTES = ["source_timezone", "language", "language_confidence", "language_method"]
 
 
 def detect_notice_language(notice: Notice, source: Source, settings: Settings) -> None:
@@ -91,22 +134,28 @@ def detect_notice_language(notice: Notice, source: Source, settings: Settings) -
     notice.language_method = result.method
 
 
-def replace_tags(session: Session, notice: Notice, source: Source) -> None:
-    """Tag the notice by region and topic, replacing the tags of its previous version."""
+def tag_rows(notice: Notice, source: Source) -> list[dict[str, str]]:
+    """Tag the notice by region and topic and return one `notice_tag` row per kind and value."""
     from transforms.tagging import tag_notice
 
     tags = tag_notice(notice.title, notice.body_text or notice.summary_text, notice.language, source)
-    session.execute(delete(NoticeTag).where(NoticeTag.notice_id == notice.id))
-    seen: set[tuple[str, str]] = set()
+    rows: dict[tuple[str, str], dict[str, str]] = {}
     for tag in tags:
-        if (tag.kind, tag.value) in seen:
-            continue
-        seen.add((tag.kind, tag.value))
-        session.add(NoticeTag(notice_id=notice.id, kind=tag.kind, value=tag.value, rule=tag.rule, detail=tag.detail))
+        rows.setdefault(
+            (tag.kind, tag.value),
+            {"notice_id": notice.id, "kind": tag.kind, "value": tag.value, "rule": tag.rule, "detail": tag.detail},
+        )
+    return list(rows.values())
 
 
-def queue_notice_translations(session: Session, notice: Notice, settings: Settings) -> None:
-    """Create pending translation rows for the notice's current version."""
-    from transforms.translate_stage import queue_translations
+def write_tags(session: Session, tags: dict[str, list[dict[str, str]]]) -> None:
+    """Replace the stored tags of each notice in `tags` with its new rows, in two statements."""
+    if not tags:
+        return
 
-    queue_translations(session, notice, settings)
+    # A notice first enriched has no tags yet, and a notice enriched again (a new version, or a
+    # rerun) has the tags of its previous enrichment. One DELETE covers both for the batch.
+    session.execute(delete(NoticeTag).where(NoticeTag.notice_id.in_(list(tags))))
+    rows = [row for notice_rows in tags.values() for row in notice_rows]
+    if rows:
+        session.execute(insert(NoticeTag), rows)

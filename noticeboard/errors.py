@@ -11,6 +11,7 @@ fast on the second.
     ├── StoreError              the database cannot be opened, migrated or written
     │   └── StoreUnavailableError  (transient) the database did not answer
     ├── ReplayError             (terminal) a replay manifest or one of its files is unusable
+    ├── OutputError             (terminal) the feed folder cannot be written
     ├── SourceError             a source failed; carries the source id and URL
     │   ├── FetchError          (transient) connection error, timeout, 429 or 5xx
     │   ├── BlockedError        (terminal) robots.txt forbids the URL, or a redirect is not allowed
@@ -49,6 +50,10 @@ class StoreUnavailableError(StoreError):
 
 class ReplayError(NoticeboardError):
     """A replay manifest or one of the files it names is unusable."""
+
+
+class OutputError(NoticeboardError):
+    """The output folder for feeds cannot be created or written."""
 
 
 class SourceError(NoticeboardError):

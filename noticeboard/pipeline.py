@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, str], None]
 
+# Source outcomes that mean no notices could be read: a changed layout is as much a failure as a
+# network error, although the fetch itself succeeded.
+FAILED_STATUSES = frozenset({"failed", "layout-changed"})
+
 
 @dataclass
 class SourceSummary:
@@ -52,7 +56,7 @@ class RunReport:
     def all_failed(self) -> bool:
         """True when every source that was attempted failed."""
         attempted = [row for row in self.sources.values() if row.status != "skipped"]
-        return bool(attempted) and all(row.status == "failed" for row in attempted)
+        return bool(attempted) and all(row.status in FAILED_STATUSES for row in attempted)
 
 
 def utc_now() -> datetime:

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from noticeboard.errors import ConfigError
 
@@ -51,6 +53,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "language_detector": ("lingua", "langdetect"),
     "smtp_security": ("none", "starttls", "tls"),
     "mastodon_visibility": ("public", "unlisted", "private", "direct"),
+    "translator_provider": ("google", "deepl", "libre", "mymemory", "microsoft"),
 }
 
 
@@ -60,7 +63,7 @@ class Settings:
 
     database_url: str = ""
     output_dir: Path = Path("public")
-    catalog_path: Path = Path("catalog/sources.yaml")
+    catalog_path: Path | None = None
     public_base_url: str = "http://127.0.0.1:8000"
 
     # Fetching.
@@ -133,6 +136,15 @@ class Settings:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()}={value!r} is invalid; use one of {', '.join(allowed)}")
         if not 1 <= self.smtp_port <= 65535:
             raise ConfigError(f"{ENV_PREFIX}SMTP_PORT={self.smtp_port} is not a TCP port (1 to 65535)")
+        try:
+            ZoneInfo(self.newsletter_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ConfigError(
+                f"{ENV_PREFIX}NEWSLETTER_TIMEZONE={self.newsletter_timezone!r} is not an IANA time zone "
+                "such as Europe/Helsinki"
+            ) from error
+        if self.glossary_path is not None and not self.glossary_path.is_file():
+            raise ConfigError(f"{ENV_PREFIX}GLOSSARY_PATH={self.glossary_path} does not exist; fix the path or unset it")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -159,8 +171,22 @@ class Settings:
             value = getattr(self, setting.name)
             if setting.name in SECRET_FIELDS and value:
                 value = "***"
+            elif setting.name.endswith("_url") and value:
+                value = mask_url(value)
             shown[setting.name] = value
         return shown
+
+
+def mask_url(url: str) -> str:
+    """Return `url` with its password and query string masked, for output and logs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, host = netloc.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in credentials else f"{user}@{host}"
+    query = "***" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _convert(name: str, annotation: Any, raw: str) -> Any:

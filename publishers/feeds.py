@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from noticeboard.catalog import Catalog
+from noticeboard.errors import OutputError
 from noticeboard.settings import Settings
 from noticeboard.store import Store
 from noticeboard.views import NoticeView
@@ -285,8 +286,19 @@ def write_feeds(
     """Write every JSON Feed and Atom file under `output_dir` in one pass over the store.
 
     A notice that cannot be rendered is logged and skipped; the other files are still written.
+    Raises OutputError when the folder cannot be created or written.
     """
     output_dir = Path(output_dir)
+    try:
+        return _write_feeds(store, settings, output_dir, catalog)
+    except OSError as error:
+        raise OutputError(
+            f"cannot write the feeds to {output_dir}: {error.strerror or error}; "
+            "set NOTICEBOARD_OUTPUT_DIR or --output to a writable folder"
+        ) from error
+
+
+def _write_feeds(store: Store, settings: Settings, output_dir: Path, catalog: Catalog | None) -> FeedReport:
     output_dir.mkdir(parents=True, exist_ok=True)
     report = FeedReport()
     files = FeedFiles(output_dir, report)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from noticeboard.store.tables import Base
 import noticeboard.store.all_tables  # noqa: F401  (registers every table on Base.metadata)
+from noticeboard.store.tables import Base
 
 target_metadata = Base.metadata
 

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_SQLITE_FILE = "noticeboard.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+SUPPORTED_DRIVERS = ("sqlite", "postgresql+psycopg")
 
 
 @dataclass
@@ -83,7 +85,19 @@ def create_store_engine(url: str) -> Engine:
     if parsed.drivername == "postgresql" or parsed.drivername == "postgres":
         parsed = parsed.set(drivername="postgresql+psycopg")
 
-    if parsed.get_backend_name() == "sqlite":
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise StoreError(
+            f"database URL {parsed.render_as_string(hide_password=True)} names {backend}, which Noticeboard "
+            "does not support; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        )
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise StoreError(
+            f"database driver {parsed.drivername} is not installed; use "
+            f"{' or '.join(SUPPORTED_DRIVERS)} in NOTICEBOARD_DATABASE_URL"
+        )
+
+    if backend == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
@@ -123,6 +137,13 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
 def migrate_database(engine: Engine) -> None:
     """Apply every Alembic migration that the database lacks."""
     shown = engine.url.render_as_string(hide_password=True)
+    tables = set(inspect(engine).get_table_names())
+    if tables and "alembic_version" not in tables:
+        raise StoreError(
+            f"the database {shown} already has {len(tables)} tables that are not Noticeboard's; "
+            "Noticeboard creates its schema only in an empty database, so name an empty or "
+            "Noticeboard database in NOTICEBOARD_DATABASE_URL"
+        )
     config = alembic_config()
     try:
         with engine.begin() as connection:

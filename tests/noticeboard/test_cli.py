@@ -161,3 +161,75 @@ def test_offline_run_fails_sources_and_writes_feeds(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no recorded response" in result.stdout
     assert (tmp_path / "public" / "feed.json").is_file()
+
+
+def test_config_masks_url_secrets(tmp_path: Path) -> None:
+    environment_url = "postgresql+psycopg://reader:s3cretpw@127.0.0.1:9/x"
+    result = subprocess.run(
+        [sys.executable, "-m", "noticeboard.cli", "config"],
+        cwd=tmp_path,
+        env={**os.environ, "NOTICEBOARD_DATABASE_URL": environment_url, "NOTICEBOARD_WEBHOOK_URL": "https://u:pw@hooks.example/x?token=abc"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "s3cretpw" not in result.stdout
+    assert "token=abc" not in result.stdout
+    assert ":pw@" not in result.stdout
+    assert "database_url = postgresql+psycopg://reader:***@127.0.0.1:9/x" in result.stdout
+
+
+def test_unwritable_output_exits_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "file-not-folder"
+    blocker.write_text("x", encoding="utf-8")
+
+    result = noticeboard(
+        ["--catalog", str(REPLAY_CATALOG), "run", "--replay", str(REPLAY_MANIFEST), "--output", str(blocker / "public")],
+        tmp_path,
+    )
+
+    assert result.returncode == 2
+    assert "cannot write the feeds to" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://user@127.0.0.1/x", "names mysql, which Noticeboard does not support"),
+        ("postgresql+psycopg2://user@127.0.0.1/x", "database driver postgresql+psycopg2 is not installed"),
+    ],
+)
+def test_unsupported_database_exits_2(tmp_path: Path, url: str, message: str) -> None:
+    result = noticeboard(["notices"], tmp_path, url)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_foreign_database_not_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    database = tmp_path / "other.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("create table invoices (id integer primary key)")
+
+    result = noticeboard(["notices"], tmp_path, f"sqlite:///{database}")
+
+    assert result.returncode == 2
+    assert "tables that are not Noticeboard's" in result.stderr
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("select name from sqlite_master where type='table'")}
+    assert tables == {"invoices"}
+
+
+def test_check_all_failed_exits_1(tmp_path: Path) -> None:
+    manifest = tmp_path / "empty.json"
+    manifest.write_text(json.dumps({"captures": []}), encoding="utf-8")
+
+    result = noticeboard(["--catalog", str(REPLAY_CATALOG), "sources", "check", "--replay", str(manifest)], tmp_path)
+
+    assert result.returncode == 1
+    assert "every checked source failed" in result.stderr
