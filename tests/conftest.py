@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from noticeboard.store import Store, open_store
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+SHARED_DIR = Path(os.environ.get("NOTICEBOARD_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
 CORPUS_DIR = SHARED_DIR / "corpus"
 CASES_DIR = SHARED_DIR / "cases"
 
