@@ -90,6 +90,7 @@ def _enrich_one(
 
     try:
         notice.source_timezone = source.timezone
+        notice.authority = source.authority
         detect_notice_language(notice, source, settings)
         rows = tag_rows(notice, source)
         queue_translations(session, notice, settings, existing=translations)
@@ -116,7 +117,7 @@ def _discard_changes(session: Session, notice: Notice, translations: dict[str, T
             session.expunge(pending)
 
 
-_ENRICHED_ATTRIBUTES = ["source_timezone", "language", "language_confidence", "language_method"]
+_ENRICHED_ATTRIBUTES = ["source_timezone", "authority", "language", "language_confidence", "language_method"]
 
 
 def detect_notice_language(notice: Notice, source: Source, settings: Settings) -> None:

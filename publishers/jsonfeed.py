@@ -126,7 +126,8 @@ def build_item(
     item["date_modified"] = rfc3339(notice.updated_at or notice.changed_at)
     if shown_language:
         item["language"] = shown_language
-    item["authors"] = [{"name": context.authorities.get(notice.source_id, notice.source_id)}]
+    authority = context.authorities.get(notice.source_id) or notice.authority or notice.source_id
+    item["authors"] = [{"name": authority}]
     item["tags"] = [*view.regions, *view.topics]
     item[EXTENSION_KEY] = _extension(view, context, translation)
     return item

@@ -117,6 +117,8 @@ class Notice(Base):
     published_fallback: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     # The source's IANA zone, so a date-only value is shown as the day the source printed.
     source_timezone: Mapped[str | None] = mapped_column(String(64))
+    # The publishing authority's name from the catalog, kept so feeds name it under any catalog.
+    authority: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

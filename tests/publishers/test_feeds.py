@@ -521,3 +521,26 @@ def test_unsafe_link_replaced(
     item = _load(settings.output_dir / "feed.json")["items"][0]
     assert item["url"] == "https://noticeboard.example/notices/n1"
     assert b"javascript:" not in (settings.output_dir / "feed.xml").read_bytes()
+
+
+def test_author_kept_without_catalog(tmp_path: Path) -> None:
+    """A notice names its authority in feeds written under a catalog that lacks its source."""
+    from noticeboard.pipeline import Runner
+    from noticeboard.settings import Settings
+
+    root = Path(__file__).resolve().parents[2]
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'n.db'}", output_dir=tmp_path / "public",
+                        translation_targets=())
+    runner = Runner.from_env(root / "examples" / "replay-catalog.yaml", root / "examples" / "replay" / "manifest.json", settings)
+    runner.run(["example-lv-social"])
+    runner.close()
+
+    from noticeboard.store import open_store
+    from publishers.feeds import write_feeds
+
+    store = open_store(settings.database_url)
+    write_feeds(store, settings, tmp_path / "other", catalog=None)
+    store.dispose()
+    feed = json.loads((tmp_path / "other" / "feed.json").read_text(encoding="utf-8"))
+
+    assert feed["items"][0]["authors"] == [{"name": "Example Social Insurance Agency"}]
