@@ -5,10 +5,17 @@ stable guid (across feeds or sources), when one lists the other as an hreflang a
 when their URLs differ only in a language path segment (`/fi/...` and `/sv/...`).
 
 Near-duplicates share `Notice.duplicate_group`: notices of different sources with equal content
-hashes, or whose word 2-gram sets have a Jaccard similarity of at least `MIN_JACCARD`. SimHash
-(64 bits over the same 2-grams, stored in `Notice.simhash`) picks the candidates. Only pairs within
-`PREFILTER_MAX_DISTANCE` bits are compared exactly, because on notices of a few dozen words a
-small edit moved SimHash by 6 to 12 bits in the tests, while unrelated texts differ by about 32.
+hashes, or whose word 2-gram sets have a Jaccard similarity of at least `MIN_JACCARD`. A bottom-k
+MinHash sketch picks the candidates: each notice keeps the `SKETCH_SIZE` smallest 64-bit hashes of
+its 2-grams, and only notices that share one of them are compared. Two sets with Jaccard
+similarity J miss each other only when none of the k smallest hashes of their union is in both,
+which has a probability of at most (1 - J)^k, so 1.5e-5 for J = 0.5 and k = 16. SimHash (64 bits
+over the same 2-grams, stored in `Notice.simhash`) then drops the candidates more than
+`PREFILTER_MAX_DISTANCE` bits away before the exact comparison, because a phrase that many
+notices share puts them all in each other's candidates. On notices of a few dozen words a small
+edit moved SimHash by 6 to 12 bits in the tests, while unrelated texts differ by about 32.
+NOTE: on texts of about 30 words a few edits can move SimHash by more than 18 bits at a Jaccard
+similarity near 0.75 (one generated pair moved 21), and such pairs stay ungrouped.
 Only notices first seen within `DUPLICATE_WINDOW` of each other are compared.
 
 A group id is the id of a member notice and never changes for the members that had it: a newcomer
@@ -19,6 +26,7 @@ seen first keeps its id.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
 import re
 import unicodedata
@@ -36,6 +44,12 @@ logger = logging.getLogger(__name__)
 
 SIMHASH_BITS = 64
 SHINGLE_WORDS = 2
+SKETCH_SIZE = 16
+# Sketches kept between transactions, by content hash, so each batch does not re-read, re-hash
+# and re-index the text of every notice in the window. An estimate of 2 KB each on CPython 3.11.
+# NOTE: a duplicate window with more distinct texts than this evicts sketches that the same
+# transaction still needs, and near-duplicates of the evicted texts can then stay ungrouped.
+SKETCH_CACHE_SIZE = 20_000
 MIN_WORDS_FOR_DUPLICATES = 12
 PREFILTER_MAX_DISTANCE = 18
 MIN_JACCARD = 0.5
@@ -73,6 +87,44 @@ def word_shingles(text: str) -> set[str]:
     if len(words) < SHINGLE_WORDS:
         return {" ".join(words)} if words else set()
     return {" ".join(words[i : i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)}
+
+
+def min_hashes(text: str) -> tuple[int, ...]:
+    """Return the `SKETCH_SIZE` smallest 64-bit hashes of the word 2-grams of `text`, ascending."""
+    hashes = {_shingle_hash(shingle) for shingle in word_shingles(text)}
+    return tuple(heapq.nsmallest(SKETCH_SIZE, hashes))
+
+
+def _cached_sketch(content_hash: str, title: str, body_text: str) -> tuple[int, ...]:
+    """Return the MinHash sketch of a notice's material text, caching and indexing it."""
+    sketch = _SKETCHES.get(content_hash)
+    if sketch is None:
+        sketch = min_hashes(_material(title, body_text))
+        if len(_SKETCHES) >= SKETCH_CACHE_SIZE:
+            _evict_sketch(next(iter(_SKETCHES), ""))  # the oldest entry
+        _SKETCHES[content_hash] = sketch
+        for hashed in sketch:
+            _CONTENT_BY_MIN_HASH.setdefault(hashed, set()).add(content_hash)
+    return sketch
+
+
+def _evict_sketch(content_hash: str) -> None:
+    # `pop` with a default tolerates a thread that evicted the same entry first.
+    for hashed in _SKETCHES.pop(content_hash, ()):
+        contents = _CONTENT_BY_MIN_HASH.get(hashed, set())
+        contents.discard(content_hash)
+        if not contents:
+            _CONTENT_BY_MIN_HASH.pop(hashed, None)
+
+
+# Both maps depend only on text, so transactions and stores can share them. The index of a
+# transaction maps the content hashes found here to the ids of its own notices.
+_SKETCHES: dict[str, tuple[int, ...]] = {}
+_CONTENT_BY_MIN_HASH: dict[int, set[str]] = {}
+
+
+def _shingle_hash(shingle: str) -> int:
+    return int.from_bytes(hashlib.blake2b(shingle.encode("utf-8"), digest_size=8).digest(), "big")
 
 
 def jaccard(first: set[str], second: set[str]) -> float:
@@ -203,8 +255,7 @@ class GroupingIndex:
         self._low: datetime | None = None
         self._high: datetime | None = None
         self._entries: dict[str, _Entry] = {}
-        self._ids: list[str] = []
-        self._hashes: list[int] = []
+        self._simhashes: dict[str, int] = {}
         self._by_content: dict[str, set[str]] = {}
         self._naming: dict[str, set[str]] | None = None
         self._named_by: dict[str, set[str]] = {}
@@ -215,8 +266,8 @@ class GroupingIndex:
         """Return the ids of notices of other sources within the duplicate window of `notice`.
 
         The first list has the notices with the same content hash. The second, empty unless
-        `near`, has those with another content hash and a SimHash within
-        `PREFILTER_MAX_DISTANCE` bits.
+        `near`, has those with another content hash that share a MinHash with `notice` and
+        have a SimHash within `PREFILTER_MAX_DISTANCE` bits.
         """
         low = notice.first_seen_at - DUPLICATE_WINDOW
         high = notice.first_seen_at + DUPLICATE_WINDOW
@@ -238,17 +289,18 @@ class GroupingIndex:
         if not near:
             return exact, []
 
+        contents: set[str] = set()
+        for hashed in _cached_sketch(notice.content_hash, notice.title, notice.body_text):
+            contents.update(_CONTENT_BY_MIN_HASH.get(hashed, ()))
+        contents.discard(notice.content_hash)
+        nearby = [identity for content in contents for identity in self._by_content.get(content, ())]
         own = int(notice.simhash or "0", 16)
-        nearby = [
-            identity
-            for identity, other in zip(self._ids, self._hashes, strict=True)
-            if (own ^ other).bit_count() <= PREFILTER_MAX_DISTANCE
-        ]
-        close = [
+        close = sorted(
             identity
             for identity in nearby
-            if eligible(identity) and self._entries[identity].content_hash != notice.content_hash
-        ]
+            if (own ^ self._simhashes[identity]).bit_count() <= PREFILTER_MAX_DISTANCE
+            and eligible(identity)
+        )
         return exact, close
 
     def naming(self, session: Session, url: str | None) -> set[str]:
@@ -281,6 +333,7 @@ class GroupingIndex:
         if not self._low <= notice.first_seen_at <= self._high:
             return  # outside the range read so far; `_cover` reads it once a window reaches it
         own = int(notice.simhash, 16)
+        _cached_sketch(notice.content_hash, notice.title, notice.body_text)
         self._add(notice.id, notice.source_id, own, notice.content_hash, notice.first_seen_at)
 
     def _cover(self, session: Session, low: datetime, high: datetime) -> None:
@@ -305,26 +358,29 @@ class GroupingIndex:
                 Notice.content_hash,
                 Notice.first_seen_at,
             ).where(Notice.simhash.is_not(None), Notice.withdrawn_at.is_(None), *conditions)
-        )
+        ).all()
+        _read_sketches(session, [(identity, content) for identity, _, _, content, _ in rows])
         for identity, source_id, hex_hash, content, first_seen in rows:
             self._forget(identity)
             self._add(identity, source_id, int(hex_hash or "0", 16), content, first_seen)
 
     def _add(
-        self, identity: str, source_id: str, hashed: int, content: str, first_seen: datetime
+        self,
+        identity: str,
+        source_id: str,
+        hashed: int,
+        content: str,
+        first_seen: datetime,
     ) -> None:
         self._entries[identity] = _Entry(source_id, content, first_seen)
-        self._ids.append(identity)
-        self._hashes.append(hashed)
+        self._simhashes[identity] = hashed
         self._by_content.setdefault(content, set()).add(identity)
 
     def _forget(self, identity: str) -> None:
         entry = self._entries.pop(identity, None)
         if entry is None:
             return
-        position = self._ids.index(identity)
-        del self._ids[position]
-        del self._hashes[position]
+        del self._simhashes[identity]
         self._by_content[entry.content_hash].discard(identity)
 
     def _add_naming(
@@ -341,6 +397,24 @@ class GroupingIndex:
             self._naming.setdefault(url, set()).add(identity)
         if urls:
             self._named_by[identity] = urls
+
+
+def _read_sketches(session: Session, notices: list[tuple[str, str]]) -> None:
+    """Read the text of the (id, content hash) pairs whose sketch is not cached, and cache it."""
+    missing = [identity for identity, content in notices if content not in _SKETCHES]
+
+    for start in range(0, len(missing), _READ_CHUNK):
+        rows = session.execute(
+            select(Notice.content_hash, Notice.title, Notice.body_text).where(
+                Notice.id.in_(missing[start : start + _READ_CHUNK])
+            )
+        )
+        for content, title, body_text in rows:
+            _cached_sketch(content, title, body_text)
+
+
+# Ids per query, under the 999 bound parameters of SQLite builds before 3.32.
+_READ_CHUNK = 500
 
 
 def _material(title: str, body_text: str) -> str:

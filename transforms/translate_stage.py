@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -55,20 +55,25 @@ class TranslationReport:
 
 
 def queue_translations(
-    session: Session, notice: Notice, settings: Settings, *, now: datetime | None = None
+    session: Session,
+    notice: Notice,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    existing: Mapping[str, Translation] | None = None,
 ) -> list[Translation]:
     """Create or refresh the translation rows of `notice`'s current version, one per target.
 
     A target equal to the notice's language gets no row (an existing one becomes `skipped`). A
     row of an older version goes back to `pending`. Its old text stays until the new one is done,
-    so publishers must read only `done` rows of the notice's current version.
+    so publishers must read only `done` rows of the notice's current version. `existing` maps
+    language to the notice's stored rows when the caller has read them for a whole batch (see
+    `stored_translations`), which saves one query per notice.
     """
     now = now or datetime.now(UTC)
     language = langcodes.normalise_code(notice.language)
-    existing = {
-        row.language: row
-        for row in session.scalars(select(Translation).where(Translation.notice_id == notice.id))
-    }
+    if existing is None:
+        existing = stored_translations(session, [notice.id]).get(notice.id, {})
     rows: list[Translation] = []
 
     for target in _targets(settings):
@@ -90,6 +95,16 @@ def queue_translations(
             row.attempts = 0
             _mark(row, status, now, reason=reason)
         rows.append(row)
+    return rows
+
+
+def stored_translations(session: Session, notice_ids: Sequence[str]) -> dict[str, dict[str, Translation]]:
+    """Read the translation rows of `notice_ids` in one query, by notice id and then language."""
+    rows: dict[str, dict[str, Translation]] = {identity: {} for identity in notice_ids}
+    if not notice_ids:
+        return rows
+    for row in session.scalars(select(Translation).where(Translation.notice_id.in_(notice_ids))):
+        rows.setdefault(row.notice_id, {})[row.language] = row
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from transforms.grouping import (
     _path_twins,
     hamming_distance,
     jaccard,
+    min_hashes,
     simhash,
     word_shingles,
 )
@@ -397,3 +399,59 @@ def test_update_of_old_notice_finds_old_duplicate(store: Store) -> None:
         == groups["https://ministry-fi.example.fi/m-old"][1]
     )
     assert groups["https://city.example.se/ny"][1] is None
+
+
+SYLLABLES = ("ka", "lo", "mi", "ne", "pu", "ra", "si", "tu", "va", "ke", "jo", "hä", "ly", "rö")
+
+
+def _near_duplicate_pairs(count: int, seed: int = 7) -> list[tuple[str, str]]:
+    """Return `count` generated texts, each with a copy that has a few words replaced, dropped or added."""
+    generator = random.Random(seed)
+    vocabulary = sorted(
+        {"".join(generator.choices(SYLLABLES, k=generator.randint(2, 4))) for _ in range(600)}
+    )
+    pairs = []
+    for _ in range(count):
+        words = generator.choices(vocabulary, k=generator.randint(40, 80))
+        edited = list(words)
+        for _ in range(generator.randint(1, 4)):
+            position = generator.randrange(len(edited))
+            action = generator.choice(("replace", "drop", "add"))
+            if action == "replace":
+                edited[position] = generator.choice(vocabulary)
+            elif action == "drop":
+                del edited[position]
+            else:
+                edited.insert(position, generator.choice(vocabulary))
+        pairs.append((" ".join(words), " ".join(edited)))
+    return pairs
+
+
+def test_generated_pairs_similar() -> None:
+    for original, edited in _near_duplicate_pairs(50):
+        assert jaccard(word_shingles(original), word_shingles(edited)) >= MIN_JACCARD, edited
+
+
+def test_min_hashes_shared_by_pairs() -> None:
+    for original, edited in _near_duplicate_pairs(50):
+        assert set(min_hashes(original)) & set(min_hashes(edited)), edited
+
+
+def test_min_hashes_of_empty_text() -> None:
+    assert min_hashes("") == ()
+
+
+def test_near_duplicate_pairs_grouped(store: Store) -> None:
+    pairs = _near_duplicate_pairs(50)
+    for number, (original, edited) in enumerate(pairs):
+        _add(store, "ministry-fi", f"https://ministry.example.fi/n/{number}", f"Tiedote {number}", original)
+        _add(store, "agency-fi", f"https://agency.example.fi/n/{number}", f"Tiedote {number}", edited)
+
+    normalise_pending(store, CATALOG, SETTINGS, now=NOW)
+
+    groups = _groups(store)
+    for number in range(len(pairs)):
+        ministry = groups[f"https://ministry.example.fi/n/{number}"][1]
+        assert ministry is not None, number
+        assert groups[f"https://agency.example.fi/n/{number}"][1] == ministry, number
+    assert len({groups[f"https://ministry.example.fi/n/{n}"][1] for n in range(len(pairs))}) == len(pairs)
