@@ -46,7 +46,7 @@ def settings(server: TranslatorServer) -> Settings:
         translator_provider="libre",
         translator_url=server.url,
         translation_targets=("en",),
-        translation_rate_per_second=1000.0,
+        translation_rate_per_second=1_000_000.0,
         backoff_base=0.01,
         max_retries=2,
         connect_timeout=2.0,
