@@ -1,8 +1,7 @@
 """The choices a subscriber has: interface languages, frequencies, regions and topics.
 
-Region codes and topic slugs come from `transforms.tagging` (imported lazily, because the tagging
-data is optional for the newsletter). Without it the fallback lists below are used: the four
-countries and the topic slugs that the tagger assigns.
+Region codes and topic slugs come from the tagger's vocabularies. When the vocabulary files cannot
+be read, the four countries and the tagger's fixed list of topic slugs are offered.
 """
 
 from __future__ import annotations
@@ -13,33 +12,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from noticeboard.catalog import COUNTRIES
+from transforms._topics import TOPIC_SLUGS as FALLBACK_TOPICS
+
 logger = logging.getLogger(__name__)
 
 LANGUAGES = ("en", "fi", "sv", "et", "lv", "ru")
 DEFAULT_LANGUAGE = "en"
 FREQUENCIES = ("immediate", "daily", "weekly")
-COUNTRIES = ("FI", "SE", "EE", "LV")
-FALLBACK_TOPICS = (
-    "residence-permits",
-    "citizenship",
-    "asylum",
-    "registration-id",
-    "taxation",
-    "social-security",
-    "employment",
-    "housing",
-    "healthcare",
-    "education",
-    "childcare",
-    "language-learning",
-    "transport",
-    "public-safety",
-    "service-disruption",
-    "civic-participation",
-    "culture-leisure",
-    "business",
-    "other",
-)
 
 
 @dataclass(frozen=True)
