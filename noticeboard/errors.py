@@ -43,7 +43,7 @@ class StoreError(NoticeboardError):
 
 
 class StoreUnavailableError(StoreError):
-    """The database did not answer; the next run may succeed."""
+    """The database did not respond; the next run may succeed."""
 
     transient = True
 
@@ -77,7 +77,7 @@ class BlockedError(SourceError):
 
 
 class ResponseError(SourceError):
-    """The server answered with a 4xx status other than 429, or sent too large a body."""
+    """The server responded with a 4xx status other than 429, or sent too large a body."""
 
 
 class ParseError(SourceError):
@@ -85,7 +85,7 @@ class ParseError(SourceError):
 
 
 class TranslationError(NoticeboardError):
-    """The translation provider failed; `retry_after` is in seconds when the provider said."""
+    """The translation provider failed; `retry_after` is the provider's Retry-After in seconds, if sent."""
 
     transient = True
 

@@ -107,7 +107,7 @@ def send(
         return response
 
     body = response.text[:ERROR_BODY_CHARS].replace("\n", " ")
-    message = f"{channel}: {method} {url} answered HTTP {status}: {body}"
+    message = f"{channel}: {method} {url} returned HTTP {status}: {body}"
     if status == 429 or status >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if retry_after is None and status == 429:
