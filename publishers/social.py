@@ -249,18 +249,13 @@ def _deliver_one(
         report.skipped += 1
         return True
 
-    try:
-        remote_id = channel.deliver(outgoing(view, context), delivery_claim)
-    except DeliveryError as error:
-        return _record_failure(store, delivery_claim, error, report, now=now)
-    except SQLAlchemyError:
-        raise
-    except Exception as error:
-        ledger.record_failure(store, delivery_claim, error, now=now)
-        report.failed += 1
-        raise
+    message = outgoing(view, context)
+    delivered, keep_going = _call_claimed(
+        store, delivery_claim, report, lambda: channel.deliver(message, delivery_claim), now=now
+    )
+    if not delivered:
+        return keep_going
 
-    ledger.record_sent(store, delivery_claim, remote_id, now=now)
     if delivery_claim.previous_remote_id:
         report.edited += 1
     else:
@@ -289,10 +284,34 @@ def _withdraw_one(
         return True
 
     remote_id = ledger.last_remote_id(store, channel.name, notice.id)
+    message = outgoing(view, context)
+    withdrawn, keep_going = _call_claimed(
+        store, delivery_claim, report, lambda: channel.withdraw(message, delivery_claim, remote_id), now=now
+    )
+    if not withdrawn:
+        return keep_going
+
+    report.withdrawn += 1
+    return _keep_going(channel, report)
+
+
+def _call_claimed(
+    store: Store,
+    delivery_claim: ledger.Claim,
+    report: ChannelReport,
+    call: Callable[[], str | None],
+    *,
+    now: datetime,
+) -> tuple[bool, bool]:
+    """Make the platform call of a claimed delivery and record its outcome in the ledger.
+
+    Returns (True, True) when the call succeeded, or (False, keep_going) after a DeliveryError.
+    A store error is raised as it is; any other error is recorded as a failure and raised.
+    """
     try:
-        marked_id = channel.withdraw(outgoing(view, context), delivery_claim, remote_id)
+        remote_id = call()
     except DeliveryError as error:
-        return _record_failure(store, delivery_claim, error, report, now=now)
+        return False, _record_failure(store, delivery_claim, error, report, now=now)
     except SQLAlchemyError:
         raise
     except Exception as error:
@@ -300,9 +319,8 @@ def _withdraw_one(
         report.failed += 1
         raise
 
-    ledger.record_sent(store, delivery_claim, marked_id, now=now)
-    report.withdrawn += 1
-    return _keep_going(channel, report)
+    ledger.record_sent(store, delivery_claim, remote_id, now=now)
+    return True, True
 
 
 def _record_failure(
