@@ -5,8 +5,8 @@
                                                              # docs/benchmarks.md
     .venv/bin/python benchmarks/run_benchmarks.py --quick    # smaller and fewer runs, prints only
 
-Every figure is the median of several runs; each ratio divides two medians measured by the same
-process in the same run, so the ratios hold across machines better than the absolute figures.
+Every figure is the median of several runs. Each ratio divides two medians measured by the same
+process in the same run, so ratios carry across machines better than the absolute figures.
 
 1. Processing cost: a pass of the pipeline without translation (fetch from a local HTTP server on
    127.0.0.1, parse, normalise, detect language, tag, store in SQLite) over a generated replay of
@@ -769,7 +769,11 @@ def replace_section(text: str, section: str) -> str:
     """Replace the pipeline section of the benchmarks page, or append it; keep other sections."""
     start = text.find(SECTION_TITLE)
     if start < 0:
-        separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+        separator = "\n\n"
+        if not text or text.endswith("\n\n"):
+            separator = ""
+        elif text.endswith("\n"):
+            separator = "\n"
         return text + separator + section
     following = re.search(r"^## ", text[start + len(SECTION_TITLE):], re.MULTILINE)
     end = start + len(SECTION_TITLE) + following.start() if following else len(text)

@@ -3,8 +3,8 @@
 Connection errors, timeouts, HTTP 429 and 5xx are transient. The wait before retry number n
 (counted from 0) is `backoff_base * 2**n`, with jitter that keeps it between half and all of that
 value, so that many workers hitting the same host do not retry in step. A `Retry-After` header
-(RFC 9110 section 10.2.3: delay seconds or an HTTP date) replaces the computed wait. When it asks
-for more than `retry_after_ceiling` seconds the request is not retried in this run, and the error
+(RFC 9110 section 10.2.3: delay seconds or an HTTP date) replaces the computed wait. When it requests
+more than `retry_after_ceiling` seconds the request is not retried in this run, and the error
 carries the delay so the source's next fetch can be scheduled after it.
 """
 
@@ -28,7 +28,7 @@ class RateLimitedError(FetchError):
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Return the delay in seconds that a Retry-After header value asks for, or None if invalid."""
+    """Return the delay in seconds of a Retry-After header value, or None if it is invalid."""
     if value is None or not value.strip():
         return None
     value = value.strip()

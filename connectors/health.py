@@ -14,7 +14,7 @@ After a failure (`failed` or `layout-changed`) the next fetch waits `FAILURE_BAC
 doubled for each further consecutive failure and capped at `failure_backoff_cap`, and at least as
 long as a Retry-After the server sent. The first good fetch clears the backoff. Operators are
 alerted when the status changes to `failed`, `layout-changed` or `stale`, and once when it
-recovers; `alerted_status` remembers what they were told, so a run that repeats the same status
+recovers. `alerted_status` stores the status last alerted, so a run that repeats the same status
 sends nothing.
 """
 
@@ -55,7 +55,7 @@ INTERVAL_WEIGHT = 0.3
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one fetch of a source found, before staleness is judged."""
+    """The outcome of one fetch of a source, before staleness is judged."""
 
     status: str
     error: str | None = None

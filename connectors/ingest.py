@@ -13,7 +13,7 @@ site that regenerates guids adds no row.
 
 The source's listing (the listing keys of every item it currently lists, for withdrawal) is
 recorded only when every URL was read completely, or was unchanged since a complete read.
-`successful_fetches` counts fetches that confirmed such a listing, including 304 answers, because
+`successful_fetches` counts fetches that confirmed such a listing, including 304 responses, because
 an unchanged document lists the same items.
 """
 

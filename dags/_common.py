@@ -1,4 +1,4 @@
-"""What every Noticeboard DAG shares: assets, retry defaults, the failure alert and the runner.
+"""Parts shared by every Noticeboard DAG: assets, retry defaults, the failure alert and the runner.
 
 Tasks import `noticeboard.pipeline` only when they run, so parsing a DAG file stays cheap.
 `open_runner` sorts the errors of every stage. A transient `NoticeboardError` (timeout, HTTP 429 or

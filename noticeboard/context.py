@@ -1,4 +1,4 @@
-"""What every CLI command shares: settings, the catalog path and a lazily opened store."""
+"""The context every CLI command shares: settings, the catalog path and a lazily opened store."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A notice reaches stage `ready` here, which makes it publishable. Translations are only queued
 (status pending); the translation step fills them in later, so a slow or failing provider never
-holds a notice back.
+delays a notice.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Replay: answer HTTP requests from recorded responses instead of the network.
+"""Replay: serve HTTP requests from recorded responses instead of the network.
 
 A manifest is a JSON file `{"captures": [{"url", "file", "status", "headers", ...}]}`; `file` is
 relative to the manifest's folder and holds the body exactly as the server sent it. A request for a
@@ -146,7 +146,7 @@ class _BodyStream:
 
 
 def replay_session(manifest: str | Path) -> requests.Session:
-    """Return a requests session whose every http(s) request is answered from `manifest`."""
+    """Return a requests session that serves every http(s) request from `manifest`."""
     adapter = ReplayAdapter(load_manifest(manifest))
     session = requests.Session()
     session.mount("http://", adapter)

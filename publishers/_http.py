@@ -1,6 +1,6 @@
 """HTTP calls of the channels: errors classified for the ledger, rate limits read from headers.
 
-Answers map to `DeliveryError` as the ledger needs them: connection errors, timeouts, 429 and 5xx
+Responses map to `DeliveryError` as the ledger needs them: connection errors, timeouts, 429 and 5xx
 are transient (429 and 503 carry the platform's Retry-After); any other 4xx is permanent. The
 request URL in messages never carries a credential, because channels send tokens in headers.
 """
@@ -33,7 +33,7 @@ def new_session(settings: Settings) -> requests.Session:
 
 
 def parse_retry_after(value: str | None, *, clock: Callable[[], float] = time.time) -> float | None:
-    """Return the seconds a Retry-After header asks for (delta seconds or an HTTP date)."""
+    """Return the delay in seconds of a Retry-After header (delta seconds or an HTTP date)."""
     if not value:
         return None
     value = value.strip()
@@ -91,7 +91,7 @@ def send(
     accept: Collection[int] = (),
     **kwargs: Any,
 ) -> requests.Response:
-    """Send a request and return a 2xx answer, or one whose status is in `accept`.
+    """Send a request and return a 2xx response, or one whose status is in `accept`.
 
     Raises `DeliveryError` (transient or permanent) for every other outcome.
     """

@@ -13,7 +13,7 @@ Each selection is split into pages of `settings.feed_page_size` items (`feed.jso
 `feed-2.json`, ...; `regions/FI.json`, `regions/FI.2.json`, ...) linked by `next_url` (JSON) and
 `rel="next"` (Atom). A file is replaced
 atomically (temporary file, then `os.replace`) and only when its bytes changed; files of
-selections or pages that no longer exist are removed. Memory holds one page per open selection,
+selections or pages that no longer exist are removed. Memory contains one page per open selection,
 not the store.
 """
 

@@ -26,7 +26,7 @@ UNSAFE_URL_CHARACTERS = re.compile(r'[\x00-\x20\x7f"<>\\^`{|}]')
 
 @dataclass(frozen=True)
 class FeedContext:
-    """What item rendering needs besides the notice: the public address and authority names."""
+    """The inputs of item rendering besides the notice: the public address and authority names."""
 
     base_url: str
     authorities: Mapping[str, str] = field(default_factory=dict)
@@ -40,11 +40,11 @@ class FeedContext:
         return cls(base_url=base_url.rstrip("/"), authorities=authorities)
 
     def notice_url(self, notice_id: str) -> str:
-        """The API address of one notice, used where the authority gave no link."""
+        """Return the API address of one notice, used where the authority gave no link."""
         return f"{self.base_url}/notices/{notice_id}"
 
     def feed_url(self, path: str) -> str:
-        """The public address of a feed file given by its path under the output folder."""
+        """Return the public address of a feed file, given its path under the output folder."""
         return f"{self.base_url}/{path}"
 
 

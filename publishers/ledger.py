@@ -11,7 +11,7 @@ Exactly-once posting rests on three rules:
    `reconcile`: the channel must look on the platform for an earlier post before creating one.
 3. Outcomes are recorded only by the worker holding the claim: `sent` with the remote id,
    `failed` with the next attempt time (exponential backoff, never sooner than the platform's
-   Retry-After), or `permanent` (a 4xx answer other than 429, or too many attempts), which is
+   Retry-After), or `permanent` (a 4xx response other than 429, or too many attempts), which is
    shown by `noticeboard deliveries` and never retried.
 
 A withdrawal (the authority no longer lists a notice that a channel delivered) is recorded by the

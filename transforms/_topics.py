@@ -337,7 +337,11 @@ def compile_keyword(text: str, language: str) -> Keyword:
             )
 
         keep_diacritics = "!" in markers
-        mode = "exact" if "=" in markers else "infix" if "*" in markers else "prefix"
+        mode = "prefix"
+        if "=" in markers:
+            mode = "exact"
+        elif "*" in markers:
+            mode = "infix"
         stem = exact_form(words[0]) if keep_diacritics else fold(words[0])
         patterns.append(WordPattern(stem=stem, mode=mode, keep_diacritics=keep_diacritics))
 

@@ -247,7 +247,7 @@ class GroupingIndex:
     A notice is compared with the notices committed before its transaction read the index and
     with those of its own transaction. Near-duplicates that two processes write at the same
     time can therefore stay ungrouped, as they could with one transaction per notice.
-    NOTE: the alternates part holds every notice with alternates, so its memory and first read
+    NOTE: the alternates part contains every notice with alternates, so its memory and first read
     grow with the store rather than with the duplicate window.
     """
 

@@ -3,7 +3,7 @@
 `SmtpSender` opens one connection per batch of messages (plain, STARTTLS or implicit TLS, with
 login when `smtp_username` is set), retries transient failures with exponential backoff and
 raises `SendError` with `permanent=True` for 5xx replies. `recipient_rejected` marks a 5xx
-answer to RCPT TO, which means the address itself bounces.
+reply to RCPT TO, which means the address itself bounces.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>@]+>?")
 class SendError(DeliveryError):
     """The SMTP server did not accept a message.
 
-    `recipient_level` marks a reply about this recipient only (such as greylisting), which tells
+    `recipient_level` marks a reply about this recipient only (such as greylisting), which says
     nothing about other messages. `recipient_rejected` means the address bounced permanently.
     """
 

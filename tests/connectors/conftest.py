@@ -1,7 +1,7 @@
 """A scripted HTTP server on 127.0.0.1 for the connector tests.
 
 Each path gets a queue of replies; the last reply repeats. A reply can also be a function of the
-request, for servers that check conditional headers. Paths without replies answer 404, so
+request, for servers that check conditional headers. Paths without replies return 404, so
 robots.txt is absent unless a test sets one. Every request is recorded with its headers and time.
 """
 
@@ -146,7 +146,7 @@ def server() -> Iterator[LocalServer]:
 
 @pytest.fixture
 def silent_url() -> Iterator[str]:
-    """URL of a socket on 127.0.0.1 that accepts connections but never answers."""
+    """URL of a socket on 127.0.0.1 that accepts connections but never responds."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)

@@ -1,7 +1,7 @@
 """Fake Mastodon, Discourse and webhook servers on 127.0.0.1, for publisher tests and drills.
 
 Each fake keeps what it was sent in plain attributes, checks credentials like the real platform,
-and can be told to answer the next requests with a failure (`fail_next`). Start one with
+and can return a failure for the next requests (`fail_next`). Start one with
 `with MastodonServer(token="t") as server: ...`; `server.url` is its base URL on a free port.
 """
 
@@ -25,7 +25,7 @@ URL_PATTERN = re.compile(r"https?://[^\s<]+")
 
 @dataclass
 class Reply:
-    """An HTTP answer of a fake."""
+    """An HTTP response of a fake."""
 
     status: int = 200
     body: Any = None
@@ -71,7 +71,7 @@ class FakePlatform:
         headers: dict[str, str] | None = None,
         body: Any = None,
     ) -> None:
-        """Answer the next `times` requests with `status` instead of handling them."""
+        """Respond to the next `times` requests with `status` instead of handling them."""
         for _ in range(times):
             self.failures.append(
                 Reply(status, body or {"error": f"injected {status}"}, headers or {})
