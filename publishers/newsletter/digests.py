@@ -2,7 +2,9 @@
 
 Only notices at stage `ready` and not withdrawn are mailed, and only those first seen after the
 subscriber confirmed. `newsletter_mail_item` rows exclude notices a subscriber already got, and
-the mail ledger excludes a digest period already sent. Immediate subscribers get at most
+the mail ledger excludes a digest period already sent. A mail whose `intent` row is older than
+`INTENT_STALE_AFTER` counts as not sent, because the run that claimed it stopped before handing
+it to the SMTP server, so it is planned again. Immediate subscribers get at most
 `settings.immediate_daily_limit` immediate mails per local day (`settings.newsletter_timezone`).
 The mail that reaches the limit states this, and later notices of that day are deferred to the next
 daily digest.
@@ -17,12 +19,13 @@ from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from noticeboard.settings import Settings
 from noticeboard.store.tables import Notice
 from noticeboard.views import NoticeView, load_views
+from publishers import ledger
 from publishers.newsletter.i18n import gettext, region_code_label, topic_label
 from publishers.newsletter.mail import build_message, render, subscriber_links
 from publishers.newsletter.subscribers import active_subscribers, wants
@@ -39,8 +42,21 @@ DIGEST_FREQUENCIES = (DAILY, WEEKLY)
 # carries its notices; older ones are dropped rather than mailed late.
 LOOKBACK = {IMMEDIATE: timedelta(days=2), DAILY: timedelta(days=3), WEEKLY: timedelta(days=10)}
 MAX_SUBJECT_TITLES = 3
-# Ledger statuses that block another attempt at the same subscriber, kind and period.
-FINAL_STATUSES = ("intent", "sent", "failed")
+
+# Statuses of the mail ledger. The docstring of `publishers.newsletter.delivery` describes how a
+# mail moves between them.
+INTENT = "intent"
+HANDED_OVER = "handed-over"
+SENT = "sent"
+FAILED = "failed"
+RETRY = "retry"
+# Ledger statuses that block another attempt at the same subscriber, kind and period. An `intent`
+# blocks only until it is stale.
+FINAL_STATUSES = (INTENT, HANDED_OVER, SENT, FAILED)
+# An `intent` row this old has no live run behind it, and its mail is sent again. This is the
+# social channels' interval. A live run slower than this loses its claim at the hand-over check
+# and does not send, so a short interval costs a resend attempt but never a duplicate.
+INTENT_STALE_AFTER = ledger.INTENT_STALE_AFTER
 
 
 @dataclass
@@ -153,12 +169,13 @@ def plan_immediate(
     zone = settings.newsletter_timezone
     candidates = _ready_views(session, since=now - LOOKBACK[IMMEDIATE], until=now)
     day_start = local_day_start(now, zone)
+    stale_before = now - INTENT_STALE_AFTER
 
     for subscriber in active_subscribers(session, [IMMEDIATE]):
-        fresh = _unhandled(session, subscriber, candidates)
+        fresh = _unhandled(session, subscriber, candidates, stale_before)
         if not fresh:
             continue
-        sent_today = _immediate_count(session, subscriber.id, day_start)
+        sent_today = _immediate_count(session, subscriber.id, day_start, stale_before)
         remaining = max(settings.immediate_daily_limit - sent_today, 0)
         for position, view in enumerate(fresh[:remaining]):
             reaches_limit = sent_today + position + 1 == settings.immediate_daily_limit
@@ -186,13 +203,14 @@ def plan_digests(
     period = period_key(frequency, now, zone)
     candidates = _ready_views(session, since=now - LOOKBACK[frequency], until=now)
     frequencies = [frequency, IMMEDIATE] if frequency == DAILY else [frequency]
+    stale_before = now - INTENT_STALE_AFTER
 
     for subscriber in active_subscribers(session, frequencies):
-        if _period_taken(session, subscriber.id, frequency, period):
+        if _period_taken(session, subscriber.id, frequency, period, stale_before):
             continue
         views = _deferred_views(session, subscriber)
         if subscriber.frequency != IMMEDIATE:
-            views += _unhandled(session, subscriber, candidates)
+            views += _unhandled(session, subscriber, candidates, stale_before)
         if not views:
             logger.debug("digest empty subscriber=%s period=%s", subscriber.id, period)
             continue
@@ -285,9 +303,15 @@ def _ready_views(session: Session, *, since: datetime, until: datetime) -> list[
 
 
 def _unhandled(
-    session: Session, subscriber: Subscriber, candidates: Sequence[NoticeView]
+    session: Session,
+    subscriber: Subscriber,
+    candidates: Sequence[NoticeView],
+    stale_before: datetime,
 ) -> list[NoticeView]:
-    """Matching notices first seen after confirmation that the subscriber has no item row for."""
+    """Matching notices first seen after confirmation that the subscriber has no item row for.
+
+    Item rows of a mail whose `intent` is stale do not count, because that mail is sent again.
+    """
     confirmed = subscriber.confirmed_at
     matching = [
         view
@@ -299,9 +323,12 @@ def _unhandled(
         return []
     handled = set(
         session.scalars(
-            select(NewsletterMailItem.notice_id).where(
+            select(NewsletterMailItem.notice_id)
+            .outerjoin(NewsletterMail, NewsletterMail.id == NewsletterMailItem.mail_id)
+            .where(
                 NewsletterMailItem.subscriber_id == subscriber.id,
                 NewsletterMailItem.notice_id.in_([view.id for view in matching]),
+                or_(NewsletterMailItem.mail_id.is_(None), _blocks_resend(stale_before)),
             )
         )
     )
@@ -323,24 +350,43 @@ def _deferred_views(session: Session, subscriber: Subscriber) -> list[NoticeView
     return load_views(session, list(session.scalars(statement)))
 
 
-def _immediate_count(session: Session, subscriber_id: int, day_start: datetime) -> int:
+def _immediate_count(
+    session: Session, subscriber_id: int, day_start: datetime, stale_before: datetime
+) -> int:
     statement = select(func.count()).where(
         NewsletterMail.subscriber_id == subscriber_id,
         NewsletterMail.kind == IMMEDIATE,
-        NewsletterMail.status.in_(("intent", "sent")),
+        or_(
+            NewsletterMail.status.in_((HANDED_OVER, SENT)),
+            _live_intent(stale_before),
+        ),
         NewsletterMail.created_at >= day_start,
     )
     return int(session.scalar(statement) or 0)
 
 
-def _period_taken(session: Session, subscriber_id: int, kind: str, period: str) -> bool:
-    statement = select(NewsletterMail.status).where(
+def _period_taken(
+    session: Session, subscriber_id: int, kind: str, period: str, stale_before: datetime
+) -> bool:
+    statement = select(func.count()).where(
         NewsletterMail.subscriber_id == subscriber_id,
         NewsletterMail.kind == kind,
         NewsletterMail.period == period,
+        _blocks_resend(stale_before),
     )
-    status = session.scalar(statement)
-    return status in FINAL_STATUSES
+    return bool(session.scalar(statement))
+
+
+def _blocks_resend(stale_before: datetime) -> ColumnElement[bool]:
+    """Return the condition that a ledger row keeps its mail from being planned again."""
+    return or_(
+        NewsletterMail.status.in_([status for status in FINAL_STATUSES if status != INTENT]),
+        _live_intent(stale_before),
+    )
+
+
+def _live_intent(stale_before: datetime) -> ColumnElement[bool]:
+    return and_(NewsletterMail.status == INTENT, NewsletterMail.updated_at >= stale_before)
 
 
 def _first_match(tags: Sequence[str], chosen: Sequence[str], *, region: bool) -> str:

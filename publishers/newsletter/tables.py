@@ -1,8 +1,9 @@
 """Tables of the newsletter: subscribers, the mail ledger and subscription request counts.
 
-The mail ledger (`newsletter_mail`) gets a row with status `intent` before a message is handed to
-the SMTP server, and the row is unique per subscriber, kind and period. A rerun after a crash
-finds the row and does not send that mail again, so delivery is at most once per period.
+The mail ledger (`newsletter_mail`) has one row per subscriber, kind and period. Its `status`
+goes from `intent` to `handed-over` just before the SMTP server can deliver the message, then to
+`sent`, `failed` or `retry`; `publishers.newsletter.delivery` explains how this makes delivery
+exactly once, and where it is not.
 `newsletter_mail_item` records which notices each subscriber has been sent (or has waiting for the
 next daily digest), so no notice reaches the same subscriber twice.
 """

@@ -7,13 +7,17 @@ whose clock is set past that interval.
 
 from __future__ import annotations
 
+import asyncio
+import email
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -25,7 +29,9 @@ from publishers.newsletter.subscribers import Preferences, confirm, sign_up
 from publishers.newsletter.tables import NewsletterMail
 from tests.drills.conftest import (
     RUN_TIMEOUT_SECONDS,
+    MailSink,
     Page,
+    ReceivedMail,
     drill_items,
     pipeline_environment,
     rss,
@@ -168,18 +174,67 @@ def test_kill_during_social_posts(tmp_path, feed_site, mail_sink):
     assert set(mails.values()) == {1}
 
 
-def test_kill_during_mail_never_duplicates(tmp_path, feed_site, mail_sink):
-    mail_sink.delay = 0.2
-    with SlowMastodon(token="drill-token") as mastodon, WebhookReceiver(secret="drill-secret") as webhook:
-        mastodon.delay = 0.0
-        catalog, environment, database_url = _setup(tmp_path, feed_site, mail_sink, mastodon, webhook)
+class HandOverSink(MailSink):
+    """The SMTP sink of the mail drill, which stores a message as soon as its data ends.
 
-        # Immediate mails go out from the run after the one that stored the notices, because a
-        # run selects notices first seen before its own start time.
-        first = run_pipeline(catalog, environment, tmp_path)
-        assert first.returncode == 0, first.stderr[-3000:]
+    A mail server commits a message when the data ends and replies afterwards, so a client killed
+    while waiting for the reply has still delivered. `rcpt_delay` delays each RCPT TO reply and
+    `reply_delay` each reply to the end of the data, so that a kill can land at either step.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rcpt_delay = 0.0
+        self.reply_delay = 0.0
+        self.recipients_seen = 0
+
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd hook)
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        self.recipients_seen += 1
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd hook)
+        message = email.message_from_bytes(envelope.content)
+        self.messages.append(ReceivedMail(list(envelope.rcpt_tos), message))
+        if self.reply_delay:
+            await asyncio.sleep(self.reply_delay)
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def hand_over_sink() -> Iterator[HandOverSink]:
+    sink = HandOverSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.mark.parametrize("moment", ["before-hand-over", "after-hand-over"])
+def test_kill_during_mail_delivers_exactly_once(tmp_path, feed_site, hand_over_sink, moment):
+    sink = hand_over_sink
+    with (
+        SlowMastodon(token="drill-token") as mastodon,
+        WebhookReceiver(secret="drill-secret") as webhook,
+    ):
+        mastodon.delay = 0.0
+        catalog, environment, database_url = _setup(tmp_path, feed_site, sink, mastodon, webhook)
+
+        # The run that stores the notices also mails them to the immediate subscribers.
         mailing = start_pipeline(catalog, environment, tmp_path)
-        _kill_when(mailing, lambda: len(mail_sink.messages) >= 2, "two mails")
+        if moment == "before-hand-over":
+            # The run has recorded the intent of its third mail and waits for the RCPT TO reply.
+            sink.rcpt_delay = 0.5
+            _kill_when(mailing, lambda: sink.recipients_seen >= 3, "the third RCPT TO")
+            assert len(sink.messages) == 2
+        else:
+            # The run has handed its second mail over and waits for the reply to its data.
+            sink.reply_delay = 0.5
+            _kill_when(mailing, lambda: len(sink.messages) >= 2, "the end of the second data")
+            assert sink.recipients_seen == 2
+        sink.rcpt_delay = sink.reply_delay = 0.0
 
         second = run_pipeline(catalog, environment, tmp_path)
         assert second.returncode == 0, second.stderr[-3000:]
@@ -188,13 +243,22 @@ def test_kill_during_mail_never_duplicates(tmp_path, feed_site, mail_sink):
 
         store = open_store(database_url)
         with store.session() as session:
-            intents = session.scalar(select(func.count()).select_from(NewsletterMail).where(NewsletterMail.status == "intent"))
+            statuses = dict(
+                session.execute(
+                    select(NewsletterMail.status, func.count()).group_by(NewsletterMail.status)
+                ).all()
+            )
         store.dispose()
 
     total = len(SOURCES) * ITEMS_PER_SOURCE
-    mails = _mails_per_marker(mail_sink)
-    assert set(mails.values()) == {1}
-    # The mail ledger is at most once: a kill between recording the intent and the SMTP
-    # transaction loses that mail, and the ledger keeps its `intent` row as the record.
-    assert len(mails) + intents == total * len(SUBSCRIBERS)
+    expected = {(address, marker): 1 for address in SUBSCRIBERS for marker in _markers()}
+    assert _mails_per_marker(sink) == expected
+    assert "intent" not in statuses
+    assert sum(statuses.values()) == total * len(SUBSCRIBERS)
+    if moment == "before-hand-over":
+        # The killed run's third mail was released and sent again by the late run.
+        assert statuses == {"sent": total * len(SUBSCRIBERS)}
+    else:
+        # The server stored the killed run's second mail, which never got its reply recorded.
+        assert statuses == {"sent": total * len(SUBSCRIBERS) - 1, "handed-over": 1}
     assert len(mastodon.statuses) == total

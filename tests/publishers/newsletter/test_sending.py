@@ -47,10 +47,12 @@ def test_crash_after_send_no_duplicate(
     monkeypatch.undo()
 
     rerun = send_digests(store, settings, "daily", now=LATER + timedelta(minutes=10))
+    late = send_digests(store, settings, "daily", now=LATER + timedelta(hours=1))
 
     assert len(smtp.received) == 1
     assert rerun.sent == 0
-    assert [row.status for row in _ledger(store)] == ["intent"]
+    assert late.sent == 0
+    assert [row.status for row in _ledger(store)] == ["handed-over"]
 
 
 def test_daily_digest_once_per_day(
