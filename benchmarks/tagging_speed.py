@@ -69,7 +69,7 @@ def make_notices(count: int, length: int, seed: int = 1) -> list[Notice]:
 def clear_word_caches() -> None:
     """Empty the tagger's per-word caches (absent in versions without them)."""
     for cached in (
-        getattr(_text, "_word_forms", None),
+        getattr(_text, "_token", None),
         getattr(_topics, "_word_pattern_ids", None),
     ):
         if cached is not None:

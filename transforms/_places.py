@@ -160,11 +160,16 @@ def find_places(tokens: list[Token], language: str | None) -> list[PlaceMatch]:
     vocabulary = load_regions()
     folded = [token.folded for token in tokens]
     matches: list[PlaceMatch] = []
-    position = 0
+    # The first position that is not inside an earlier match.
+    free_from = 0
 
-    while position < len(tokens):
-        matched_length = 0
-        for length in vocabulary.lengths_by_first.get(folded[position], ()):
+    # Most words start no name, so only the positions whose word starts one are visited.
+    first_words = vocabulary.lengths_by_first
+    starts = [position for position, word in enumerate(folded) if word in first_words]
+    for position in starts:
+        if position < free_from:
+            continue
+        for length in first_words[folded[position]]:
             end = position + length
             if end > len(tokens):
                 continue
@@ -176,9 +181,8 @@ def find_places(tokens: list[Token], language: str | None) -> list[PlaceMatch]:
                 text = " ".join(token.text for token in window)
                 for code in sorted({form.region.code for form in accepted}):
                     matches.append(PlaceMatch(code=code, words=text))
-                matched_length = length
+                free_from = end
                 break
-        position += matched_length or 1
 
     return matches
 

@@ -41,12 +41,14 @@ def tag_notice(title: str, text: str, language: str | None, source: Source) -> l
     tags = _region_tags(tokens, language, source) + _topic_tags(tokens, language, source)
     tags.sort(key=lambda tag: (tag.kind, tag.value))
 
-    logger.debug(
-        "tagged source=%s language=%s tags=%s",
-        source.id,
-        language,
-        ",".join(f"{tag.kind}:{tag.value}" for tag in tags),
-    )
+    # The check skips joining the tag list when debug logging is off.
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "tagged source=%s language=%s tags=%s",
+            source.id,
+            language,
+            ",".join(f"{tag.kind}:{tag.value}" for tag in tags),
+        )
     return tags
 
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, Protocol, cast
 
 import requests
-from sqlalchemy import or_, select
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from noticeboard.errors import ConfigError, TranslationError
@@ -40,6 +41,46 @@ MAX_ATTEMPTS = 5
 RETRY_FIRST_SECONDS = 60.0
 RETRY_CAP_SECONDS = 6 * 3600.0
 
+# Core statements, so that the enrichment step writes the translation rows of a whole batch with
+# one executemany statement per kind of change.
+_TRANSLATION_TABLE = cast(Table, Translation.__table__)
+# The values of each row name the columns to set, and `row_id` selects the row.
+_UPDATE_TRANSLATION = update(_TRANSLATION_TABLE).where(
+    _TRANSLATION_TABLE.c.id == bindparam("row_id")
+)
+
+
+class QueuedNotice(Protocol):
+    """The fields of a notice that decide its translation rows, as a `Notice` has them."""
+
+    id: str
+    version: int
+    language: str | None
+    title: str
+    summary_text: str
+    body_text: str
+
+
+class StoredTranslation(NamedTuple):
+    """The columns of a stored translation row that `translation_changes` reads."""
+
+    id: int
+    notice_id: str
+    language: str
+    version: int
+    status: str
+
+
+@dataclass
+class TranslationChanges:
+    """Translation rows to insert and stored rows to update, as values by column name.
+
+    Each update contains `row_id`, the id of the row it changes, and the columns it sets.
+    """
+
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+
 
 @dataclass
 class TranslationReport:
@@ -55,57 +96,102 @@ class TranslationReport:
 
 
 def queue_translations(
-    session: Session,
-    notice: Notice,
-    settings: Settings,
-    *,
-    now: datetime | None = None,
-    existing: Mapping[str, Translation] | None = None,
-) -> list[Translation]:
+    session: Session, notice: Notice, settings: Settings, *, now: datetime | None = None
+) -> None:
     """Create or refresh the translation rows of `notice`'s current version, one per target.
 
     A target equal to the notice's language gets no row (an existing one becomes `skipped`). A
     row of an older version goes back to `pending`. Its old text stays until the new one is done,
-    so publishers must read only `done` rows of the notice's current version. `existing` maps
-    language to the notice's stored rows when the caller has read them for a whole batch (see
-    `stored_translations`), which saves one query per notice.
+    so publishers must read only `done` rows of the notice's current version. The enrichment step
+    does the same for a batch of notices with `translation_changes` and `write_translations`.
     """
     now = now or datetime.now(UTC)
+    # The notice row must exist before translation rows refer to it.
+    session.flush()
+    existing = stored_translations(session, [notice.id])[notice.id]
+    write_translations(session, translation_changes(notice, settings, existing, now))
+
+
+def translation_changes(
+    notice: QueuedNotice,
+    settings: Settings,
+    existing: Mapping[str, StoredTranslation],
+    now: datetime,
+) -> TranslationChanges:
+    """Return the rows that queue `notice`'s translations, as `queue_translations` describes.
+
+    `existing` maps language to the notice's stored rows, as `stored_translations` reads them.
+    Nothing is written, so a caller can drop the changes when a later step fails.
+    """
     language = langcodes.normalise_code(notice.language)
-    if existing is None:
-        existing = stored_translations(session, [notice.id]).get(notice.id, {})
-    rows: list[Translation] = []
+    status, reason = _initial_status(notice)
+    changes = TranslationChanges()
 
     for target in _targets(settings):
         row = existing.get(target)
         if target == language:
             if row is not None and row.status != "skipped":
-                _mark(row, "skipped", now, reason=f"notice is already in {target}")
+                skipped = _status_values("skipped", now, reason=f"notice is already in {target}")
+                changes.updates.append({"row_id": row.id, **skipped})
             continue
 
-        status, reason = _initial_status(notice)
         if row is None:
-            row = Translation(
-                notice_id=notice.id, language=target, version=notice.version, attempts=0
+            changes.inserts.append(
+                {
+                    "notice_id": notice.id,
+                    "language": target,
+                    "version": notice.version,
+                    "attempts": 0,
+                    **_status_values(status, now, reason=reason),
+                }
             )
-            session.add(row)
-            _mark(row, status, now, reason=reason)
         elif row.version != notice.version or row.status in ("failed", "skipped"):
-            row.version = notice.version
-            row.attempts = 0
-            _mark(row, status, now, reason=reason)
-        rows.append(row)
-    return rows
+            changes.updates.append(
+                {
+                    "row_id": row.id,
+                    "version": notice.version,
+                    "attempts": 0,
+                    **_status_values(status, now, reason=reason),
+                }
+            )
+    return changes
 
 
-def stored_translations(session: Session, notice_ids: Sequence[str]) -> dict[str, dict[str, Translation]]:
+def stored_translations(
+    session: Session, notice_ids: Sequence[str]
+) -> dict[str, dict[str, StoredTranslation]]:
     """Read the translation rows of `notice_ids` in one query, by notice id and then language."""
-    rows: dict[str, dict[str, Translation]] = {identity: {} for identity in notice_ids}
+    rows: dict[str, dict[str, StoredTranslation]] = {identity: {} for identity in notice_ids}
     if not notice_ids:
         return rows
-    for row in session.scalars(select(Translation).where(Translation.notice_id.in_(notice_ids))):
+    columns = [getattr(Translation, name) for name in StoredTranslation._fields]
+    query = select(*columns).where(Translation.notice_id.in_(notice_ids))
+    for values in session.execute(query):
+        row = StoredTranslation(**values._mapping)
         rows.setdefault(row.notice_id, {})[row.language] = row
     return rows
+
+
+def write_translations(session: Session, changes: TranslationChanges) -> None:
+    """Insert and update the translation rows of `changes`, with one statement per kind."""
+    if changes.inserts:
+        session.execute(insert(_TRANSLATION_TABLE), changes.inserts)
+    # One executemany statement sets the same columns in every row, and an update that marks a
+    # row `skipped` sets fewer columns than one that queues it again.
+    for rows in _group_by_columns(changes.updates):
+        session.execute(_UPDATE_TRANSLATION, rows)
+
+
+def _status_values(status: str, now: datetime, *, reason: str | None) -> dict[str, Any]:
+    """Return the column values that `_mark` sets for a new status."""
+    return {"status": status, "last_error": reason, "next_attempt_at": None, "updated_at": now}
+
+
+def _group_by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    return list(groups.values())
 
 
 def translate_pending(
@@ -286,7 +372,7 @@ def _due_rows(store: Store, now: datetime, limit: int | None) -> list[int]:
         return list(session.scalars(query))
 
 
-def _initial_status(notice: Notice) -> tuple[str, str | None]:
+def _initial_status(notice: QueuedNotice) -> tuple[str, str | None]:
     if not notice.language:
         return "skipped", "notice language is unknown"
     texts = (notice.title, notice.summary_text, notice.body_text)
