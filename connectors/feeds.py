@@ -45,7 +45,13 @@ class FeedResult:
 
 def parse_feed(document: FetchedDocument, source: Source) -> FeedResult:
     """Read every entry of a fetched feed as a `RawItem`."""
-    parsed = feedparser.parse(_utf8_body(document), response_headers=_feed_headers(document))
+    # feedparser's own HTML sanitiser is off: normalisation sanitises all markup with nh3 under a
+    # stricter allow-list, and skipping the first pass saves a fifth of the parsing time.
+    # Relative URIs are still resolved here, against the final URL, because only the parser
+    # tracks the `xml:base` of each element.
+    parsed = feedparser.parse(
+        _utf8_body(document), response_headers=_feed_headers(document), sanitize_html=False
+    )
     warnings: list[str] = []
     if document.encoding_warning:
         warnings.append(f"encoding: {document.encoding_warning}")

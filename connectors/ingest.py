@@ -316,17 +316,17 @@ def _insert_items(session: Session, dialect: str, items: list[RawItem], now: dat
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = RawItemRow.__table__
     assert isinstance(table, Table)
-    added = 0
-    for start in range(0, len(fresh), INSERT_BATCH_ROWS):
-        # ON CONFLICT still guards against another process inserting the same item meanwhile.
-        statement = (
-            insert(table)
-            .values(fresh[start : start + INSERT_BATCH_ROWS])
-            .on_conflict_do_nothing(index_elements=["source_id", "payload_hash"])
-            .returning(table.c.id)
-        )
-        added += len(session.execute(statement).all())
-    return added
+    if not fresh:
+        return 0
+    # ON CONFLICT still guards against another process inserting the same item meanwhile. One
+    # statement with a list of rows compiles once and is cached; SQLAlchemy sends the rows in
+    # batches of multi-row INSERTs and collects the ids that RETURNING gives back.
+    statement = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["source_id", "payload_hash"])
+        .returning(table.c.id)
+    )
+    return len(session.execute(statement, fresh).all())
 
 
 def _stored_hashes(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:

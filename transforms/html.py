@@ -172,11 +172,18 @@ _BLOCK_TAGS = frozenset(
     }
 )
 _SKIPPED_TAGS = frozenset({"script", "style", "template", "noscript", "iframe", "object", "head"})
-_SPACE = re.compile(r"[ \t\r\n\f\v\u00a0\u200b\u2028\u2029]+")
-_BLOCK_EDGE = re.compile(
-    r"\s*(</?(?:"
+_SPACE_CHARACTERS = r"[ \t\r\n\f\v\u00a0\u200b\u2028\u2029]"
+# The runs of white space that are not a single space already. Replacing only those with a space
+# gives the same text as replacing every run, and is much faster, because most runs are one space.
+_SPACE_TO_COLLAPSE = re.compile(
+    r"[\t\r\n\f\v\u00a0\u200b\u2028\u2029]" + _SPACE_CHARACTERS + "*| " + _SPACE_CHARACTERS + "+"
+)
+# A block tag, captured, so that splitting on it keeps the tags. Beginning with `<` lets the
+# expression engine skip to each tag instead of trying every character.
+_BLOCK_TAG = re.compile(
+    r"(</?(?:"
     + "|".join(sorted(_BLOCK_TAGS | {"br", "li", "tr", "td", "th", "tbody", "thead", "tfoot"}))
-    + r")\b[^>]*>)\s*"
+    + r")\b[^>]*>)"
 )
 _SENTENCE_END = re.compile(r"[.!?…](?=\s)")
 ELLIPSIS = "…"
@@ -236,9 +243,13 @@ def _safe_url(value: str, base_url: str | None) -> str | None:
 
 
 def _collapse_space(html: str) -> str:
-    collapsed = _SPACE.sub(" ", html.replace("&nbsp;", " "))
-    collapsed = _BLOCK_EDGE.sub(r"\1", collapsed)
-    return collapsed.strip()
+    """Collapse white space to single spaces and drop it next to block tags."""
+    collapsed = _SPACE_TO_COLLAPSE.sub(" ", html.replace("&nbsp;", " "))
+    # Splitting keeps the tags at the odd positions; the text between them loses its edges.
+    parts = _BLOCK_TAG.split(collapsed)
+    return "".join(
+        part if position % 2 else part.strip() for position, part in enumerate(parts)
+    ).strip()
 
 
 class _TextExtractor(HTMLParser):
@@ -277,21 +288,26 @@ def html_to_text(html: str) -> str:
     if not html:
         return ""
 
+    # Without `<` or `&` there is no markup or entity, and the parser would return the text as is.
+    text = html if "<" not in html and "&" not in html else _extract_text(html)
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [_SPACE_TO_COLLAPSE.sub(" ", line).strip() for line in block.split("\n")]
+        joined = "\n".join(line for line in lines if line)
+        if joined and joined != "-":
+            paragraphs.append(joined)
+    return "\n\n".join(paragraphs)
+
+
+def _extract_text(html: str) -> str:
+    """Return the text of `html` with the line breaks that its block tags stand for."""
     extractor = _TextExtractor()
     try:
         extractor.feed(html)
         extractor.close()
     except Exception as error:  # noqa: BLE001 (html.parser can fail on some broken markup)
         logger.debug("html_to_text_partial error=%s", error)
-
-    text = "".join(extractor.parts)
-    paragraphs = []
-    for block in re.split(r"\n\s*\n", text):
-        lines = [_SPACE.sub(" ", line).strip() for line in block.split("\n")]
-        joined = "\n".join(line for line in lines if line)
-        if joined and joined != "-":
-            paragraphs.append(joined)
-    return "\n\n".join(paragraphs)
+    return "".join(extractor.parts)
 
 
 def summarize(text: str, max_chars: int) -> str:
@@ -300,7 +316,7 @@ def summarize(text: str, max_chars: int) -> str:
     The cut falls after the last whole sentence when that keeps at least half the room, else
     after the last whole word. A single word longer than the room is cut inside the word.
     """
-    text = _SPACE.sub(" ", text or "").strip()
+    text = _SPACE_TO_COLLAPSE.sub(" ", text or "").strip()
     if max_chars <= 0:
         return ""
     if len(text) <= max_chars:

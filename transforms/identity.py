@@ -39,6 +39,10 @@ _PAGE_STAMP = re.compile(
     r"|страница (?:обновлена|сгенерирована|создана))" + _STAMP_DATE,
     re.IGNORECASE,
 )
+# Words that each match of `_PAGE_STAMP` or `_RENDER_TIME` contains, in lower case. Text without
+# any of them skips the expressions, which cost more than the rest of the normalisation.
+_STAMP_HINTS = ("page", "generated", "rendered", "sivu", "sidan", "leht", "lapa", "страница")
+_RENDER_HINTS = ("generated", "rendered", "created")
 _RENDER_TIME = re.compile(
     r"(?:generated|rendered|created) in \d+(?:[.,]\d+)?\s*(?:ms|s|seconds|sekuntia|sekunder)\b",
     re.IGNORECASE,
@@ -125,10 +129,15 @@ def material_text(text: str | None) -> str:
     if not text:
         return ""
     text = unicodedata.normalize("NFC", text)
-    text = _URL_IN_TEXT.sub(lambda match: _strip_url_tracking(match.group(0)), text)
-    text = _PAGE_STAMP.sub(" ", text)
-    text = _RENDER_TIME.sub(" ", text)
-    return _SPACE.sub(" ", text).strip()
+    lowered = text.lower()
+    if "http" in lowered:
+        text = _URL_IN_TEXT.sub(lambda match: _strip_url_tracking(match.group(0)), text)
+    if any(hint in lowered for hint in _STAMP_HINTS):
+        text = _PAGE_STAMP.sub(" ", text)
+    if any(hint in lowered for hint in _RENDER_HINTS):
+        text = _RENDER_TIME.sub(" ", text)
+    # Splitting on white space and joining with one space collapses and trims it, as `\s+` would.
+    return " ".join(text.split())
 
 
 def listing_key(raw: RawItem) -> str:

@@ -1,22 +1,25 @@
 """The normalisation stage: pending raw items become notices, versions and outbox events.
 
-Pending `raw_item` rows are handled in batches of `BATCH_SIZE`, one transaction per batch. That
-saves a commit (an fsync on SQLite) per row, and grouping reads the stored notices it compares
-with once per batch (`GroupingIndex`) instead of once per row. For each row the transaction
-first claims it (`UPDATE ... WHERE status = 'pending'`) and then writes the notice, its version
-and its event. A crash mid-batch rolls back that batch, whose rows stay pending for the next run.
-Two processes never handle the same row: the claim takes a row lock on PostgreSQL and the
-database write lock on SQLite, so the second claim finds the row no longer pending. The locks
-last until the batch commits, so a second process that reaches a claimed row waits for that
-batch. When two processes race to create or update the same notice, the unique constraints on
-`notice.id`, `(notice_id, version)` and `(notice_id, version, kind)` make one of them fail. That
-one rolls its batch back and handles the batch again one row per transaction, retrying a row that
-fails again, and so finds the stored notice.
+Pending `raw_item` rows are handled in batches of `BATCH_SIZE`, one transaction per batch, with
+a fixed number of queries per batch rather than per row:
 
-Matching a raw item to a stored notice, in order:
-1. the notice id (from the guid, or the canonical URL when the guid is missing or volatile);
-2. a notice of the same source with the same canonical URL, title and published time, because
-   some sites regenerate every guid on a rebuild. The stored guid is then replaced.
+1. claim the batch (`UPDATE ... WHERE status = 'pending' RETURNING id`) and read the claimed rows
+   and their sources' fetch state;
+2. normalise every item (no database work);
+3. read the stored notices the items may update (`transforms.notice_lookup`) and the stored
+   notices they may be language versions of (`GroupingIndex.read_variants`);
+4. create or update each notice in memory, in raw item order, grouping it as it goes;
+5. write the notices and versions in one flush, then the events in one statement.
+
+One transaction per batch saves a commit (an fsync on SQLite) per row. A crash mid-batch rolls
+back that batch, whose rows stay pending for the next run. Two processes never handle the same
+row: the claim takes row locks on PostgreSQL and the database write lock on SQLite, so the second
+claim finds the rows no longer pending. The locks last until the batch commits, so a second
+process that reaches a claimed row waits for that batch. When two processes race to create or
+update the same notice, the unique constraints on `notice.id`, `(notice_id, version)` and
+`(notice_id, version, kind)` make one of them fail. That one rolls its batch back and handles the
+batch again one row per transaction, retrying a row that fails again, and so finds the stored
+notice.
 
 Withdrawal, for sources with `lists_all_current`: connectors store the listing keys of every item
 of the latest successful fetch in `SourceState.listing` and count successful fetches in
@@ -40,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable, Table, select, update
+from sqlalchemy import CursorResult, Executable, Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -52,19 +55,21 @@ from noticeboard.settings import Settings
 from noticeboard.store import Store
 from noticeboard.store.tables import Notice, NoticeEvent, NoticeVersion, SourceState
 from noticeboard.store.tables import RawItem as RawItemRow
-from transforms.grouping import GroupingIndex, assign_groups
-from transforms.identity import keys_of_notice, notice_id
+from transforms.grouping import DuplicateWindow, GroupingIndex, assign_groups
+from transforms.identity import keys_of_notice
 from transforms.normalise import normalise_item
+from transforms.notice_lookup import StoredNotices
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 100
+BATCH_SIZE = 250
 MAX_ATTEMPTS = 3
 STAGE_NORMALISED = "normalised"
 _RAW_FIELDS = {item.name for item in dataclasses.fields(RawItem)}
 # Built once: building the statement per event took longer than running it. The Core table (not
 # the mapped class) keeps the insert a plain statement that reports its row count.
 _EVENT_TABLE = cast(Table, NoticeEvent.__table__)
+_VERSION_TABLE = cast(Table, NoticeVersion.__table__)
 _EVENT_INSERTS: dict[str, Executable] = {
     "postgresql": postgresql_insert(_EVENT_TABLE).on_conflict_do_nothing(),
     "sqlite": sqlite_insert(_EVENT_TABLE).on_conflict_do_nothing(),
@@ -97,9 +102,18 @@ class NormaliseReport:
         """The counts summed over every source."""
         total = SourceCounts()
         for counts in self.sources.values():
-            for name in ("created", "updated", "unchanged", "failed", "withdrawn"):
-                setattr(total, name, getattr(total, name) + getattr(counts, name))
+            _add_counts(total, counts)
         return total
+
+    def merge(self, other: NormaliseReport) -> None:
+        """Add the counts of `other`, a report of an earlier call in the same run."""
+        for source_id, counts in other.sources.items():
+            _add_counts(self.counts(source_id), counts)
+
+
+def _add_counts(total: SourceCounts, counts: SourceCounts) -> None:
+    for name in ("created", "updated", "unchanged", "failed", "withdrawn"):
+        setattr(total, name, getattr(total, name) + getattr(counts, name))
 
 
 def normalise_pending(
@@ -114,6 +128,7 @@ def normalise_pending(
     report = NormaliseReport()
     logger.info("normalise_started database=%s", store.url)
 
+    window = DuplicateWindow()
     last_id = 0
     while True:
         with store.session() as session:
@@ -125,7 +140,7 @@ def normalise_pending(
             ).all()
         if not batch:
             break
-        _process_batch(store, catalog, settings, batch, now, report)
+        _process_batch(store, catalog, settings, batch, now, report, window)
         last_id = batch[-1]
 
     for source in catalog.sources.values():
@@ -146,6 +161,25 @@ def normalise_pending(
     return report
 
 
+@dataclass
+class _Batch:
+    """The state that the rows of one transaction share: lookups, grouping and unwritten rows."""
+
+    stored: StoredNotices
+    index: GroupingIndex
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Claimed:
+    """A claimed raw item, normalised, with its source and the source's fetch count."""
+
+    row: RawItemRow
+    item: NormalisedNotice
+    fetch_number: int | None
+
+
 def _process_batch(
     store: Store,
     catalog: Catalog,
@@ -153,17 +187,15 @@ def _process_batch(
     raw_ids: Sequence[int],
     now: datetime,
     report: NormaliseReport,
+    window: DuplicateWindow,
 ) -> None:
     """Handle `raw_ids` in one transaction, or one per row after a conflict with another process."""
-    results: list[tuple[str, str]] = []
     try:
-        with store.session() as session:
-            index = GroupingIndex()
-            for raw_id in raw_ids:
-                result = _process_row(session, catalog, settings, raw_id, now, index)
-                if result is not None:
-                    results.append(result)
+        with store.session() as session, session.no_autoflush:
+            results = _process_rows(session, catalog, settings, raw_ids, now, window)
     except (IntegrityError, OperationalError) as error:
+        # The window contains what the rolled-back transaction recorded.
+        window.reset()
         logger.info(
             "normalise_batch_retry first_raw_item=%d rows=%d error=%s; "
             "handling the rows one per transaction",
@@ -172,7 +204,7 @@ def _process_batch(
             type(error).__name__,
         )
         for raw_id in raw_ids:
-            _process_with_retries(store, catalog, settings, raw_id, now, report)
+            _process_with_retries(store, catalog, settings, raw_id, now, report, window)
         return
 
     for source_id, outcome in results:
@@ -191,12 +223,14 @@ def _process_with_retries(
     raw_id: int,
     now: datetime,
     report: NormaliseReport,
+    window: DuplicateWindow,
 ) -> None:
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            with store.session() as session:
-                result = _process_row(session, catalog, settings, raw_id, now, GroupingIndex())
+            with store.session() as session, session.no_autoflush:
+                results = _process_rows(session, catalog, settings, [raw_id], now, window)
         except (IntegrityError, OperationalError) as error:
+            window.reset()
             if attempt == MAX_ATTEMPTS:
                 logger.error(
                     "normalise_row_failed raw_item=%d attempts=%d error=%s; the row stays pending",
@@ -213,31 +247,90 @@ def _process_with_retries(
             )
             continue
 
-        if result is not None:
+        for result in results:
             _count(report, *result)
         return
 
 
-def _process_row(
+def _process_rows(
     session: Session,
     catalog: Catalog,
     settings: Settings,
-    raw_id: int,
+    raw_ids: Sequence[int],
     now: datetime,
-    index: GroupingIndex,
-) -> tuple[str, str] | None:
-    """Claim and handle one raw item; returns (source id, outcome), or None if already taken."""
-    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        update(RawItemRow)
-        .where(RawItemRow.id == raw_id, RawItemRow.status == "pending")
-        .values(status="processed", error=None)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount == 0:
-        return None
+    window: DuplicateWindow,
+) -> list[tuple[str, str]]:
+    """Claim and handle the rows of `raw_ids` that are still pending; return (source, outcome)."""
+    rows = _claim(session, raw_ids)
+    states = _fetch_states(session, {row.source_id for row in rows})
 
-    row = session.get(RawItemRow, raw_id)
-    assert row is not None  # the claim above matched it
+    results: list[tuple[str, str]] = []
+    claimed: list[_Claimed] = []
+    for row in rows:
+        normalised = _normalise_row(row, catalog, settings, states, now)
+        if isinstance(normalised, _Claimed):
+            claimed.append(normalised)
+        else:
+            results.append(normalised)
+
+    batch = _Batch(StoredNotices(session), GroupingIndex(window))
+    items = [entry.item for entry in claimed]
+    batch.stored.read(items)
+    batch.index.read_variants(session, items)
+
+    for entry in claimed:
+        outcome = _upsert(session, entry.item, entry.row.fetched_at, entry.fetch_number, now, batch)
+        logger.debug(
+            "normalised_item source=%s raw_item=%d notice=%s outcome=%s",
+            entry.item.source_id,
+            entry.row.id,
+            entry.item.id,
+            outcome,
+        )
+        results.append((entry.item.source_id, outcome))
+
+    session.flush()
+    if batch.versions:
+        session.execute(insert(_VERSION_TABLE), batch.versions)
+    _write_events(session, batch.events)
+    return results
+
+
+def _claim(session: Session, raw_ids: Sequence[int]) -> list[RawItemRow]:
+    """Mark the pending rows of `raw_ids` processed and return them in id order."""
+    claimed = session.scalars(
+        update(RawItemRow)
+        .where(RawItemRow.id.in_(list(raw_ids)), RawItemRow.status == "pending")
+        .values(status="processed", error=None)
+        .returning(RawItemRow.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not claimed:
+        return []
+    return list(
+        session.scalars(
+            select(RawItemRow).where(RawItemRow.id.in_(claimed)).order_by(RawItemRow.id)
+        )
+    )
+
+
+def _fetch_states(session: Session, source_ids: set[str]) -> dict[str, SourceState]:
+    if not source_ids:
+        return {}
+    states = session.scalars(
+        select(SourceState).where(SourceState.source_id.in_(sorted(source_ids)))
+    )
+    return {state.source_id: state for state in states}
+
+
+def _normalise_row(
+    row: RawItemRow,
+    catalog: Catalog,
+    settings: Settings,
+    states: dict[str, SourceState],
+    now: datetime,
+) -> _Claimed | tuple[str, str]:
+    """Normalise the item of a claimed row, or mark the row failed and return its outcome."""
     source = catalog.sources.get(row.source_id)
     if source is None:
         return _fail(row, f"source {row.source_id} is not in the catalog {catalog.path}")
@@ -248,17 +341,9 @@ def _process_row(
     except Exception as error:  # noqa: BLE001 (one bad item must not stop the run)
         return _fail(row, f"{type(error).__name__}: {error}")
 
-    state = session.get(SourceState, source.id)
+    state = states.get(source.id)
     fetch_number = state.successful_fetches if state and source.lists_all_current else None
-    outcome = _upsert(session, item, row.fetched_at, fetch_number, now, index)
-    logger.debug(
-        "normalised_item source=%s raw_item=%d notice=%s outcome=%s",
-        source.id,
-        raw_id,
-        item.id,
-        outcome,
-    )
-    return source.id, outcome
+    return _Claimed(row, item, fetch_number)
 
 
 def _fail(row: RawItemRow, reason: str) -> tuple[str, str]:
@@ -290,11 +375,11 @@ def _upsert(
     fetched_at: datetime,
     fetch_number: int | None,
     now: datetime,
-    index: GroupingIndex,
+    batch: _Batch,
 ) -> str:
-    notice = _find_stored(session, item)
+    notice = batch.stored.match(item)
     if notice is None:
-        _create(session, item, fetched_at, fetch_number, now, index)
+        _create(session, item, fetched_at, fetch_number, now, batch)
         return "created"
 
     if item.guid and notice.guid != item.guid:
@@ -304,45 +389,8 @@ def _upsert(
     if notice.content_hash == item.content_hash:
         return "unchanged"
 
-    _update(session, notice, item, now, index)
+    _update(session, notice, item, now, batch)
     return "updated"
-
-
-def _find_stored(session: Session, item: NormalisedNotice) -> Notice | None:
-    notice = session.get(Notice, item.id, with_for_update=True)
-    if notice is not None and _is_other_language(notice, item):
-        # The same guid in two language feeds of one source, so the URL identifies each version.
-        item.id = notice_id(item.source_id, None, item.canonical_url, fallback=item.title)
-        notice = session.get(Notice, item.id, with_for_update=True)
-    if notice is not None or not item.canonical_url:
-        return notice
-
-    published = item.published.instant if item.published else None
-    candidates = session.scalars(
-        select(Notice)
-        .where(
-            Notice.source_id == item.source_id,
-            Notice.canonical_url == item.canonical_url,
-            Notice.title == item.title,
-        )
-        .order_by(Notice.first_seen_at, Notice.id)
-        .with_for_update()
-    ).all()
-    for candidate in candidates:
-        if candidate.published_at == published:
-            logger.info("notice_matched_by_link source=%s notice=%s", item.source_id, candidate.id)
-            return candidate
-    return None
-
-
-def _is_other_language(notice: Notice, item: NormalisedNotice) -> bool:
-    return bool(
-        notice.declared_language
-        and item.declared_language
-        and notice.declared_language != item.declared_language
-        and item.canonical_url
-        and notice.canonical_url != item.canonical_url
-    )
 
 
 def _create(
@@ -351,7 +399,7 @@ def _create(
     fetched_at: datetime,
     fetch_number: int | None,
     now: datetime,
-    index: GroupingIndex,
+    batch: _Batch,
 ) -> None:
     notice = Notice(
         id=item.id,
@@ -364,22 +412,10 @@ def _create(
     )
     _apply(notice, item)
     session.add(notice)
-    session.flush()
-
-    session.add(
-        NoticeVersion(
-            notice_id=notice.id,
-            version=1,
-            title=notice.title,
-            body_text=notice.body_text,
-            content_hash=notice.content_hash,
-            diff=None,
-            created_at=now,
-        )
-    )
-    _insert_event(session, notice.id, 1, "created", now)
-    assign_groups(session, notice, index)
-    session.flush()
+    batch.versions.append(_version(notice, None, now))
+    batch.events.append(_event(notice.id, 1, "created", now))
+    assign_groups(session, notice, batch.index)
+    batch.stored.add(notice)
 
 
 def _update(
@@ -387,7 +423,7 @@ def _update(
     notice: Notice,
     item: NormalisedNotice,
     now: datetime,
-    index: GroupingIndex,
+    batch: _Batch,
 ) -> None:
     previous_text = _versioned_text(notice.title, notice.body_text)
     previous_version = notice.version
@@ -408,20 +444,10 @@ def _update(
             lineterm="",
         )
     )
-    session.add(
-        NoticeVersion(
-            notice_id=notice.id,
-            version=notice.version,
-            title=notice.title,
-            body_text=notice.body_text,
-            content_hash=notice.content_hash,
-            diff=diff,
-            created_at=now,
-        )
-    )
-    _insert_event(session, notice.id, notice.version, "updated", now)
-    assign_groups(session, notice, index)
-    session.flush()
+    batch.versions.append(_version(notice, diff, now))
+    batch.events.append(_event(notice.id, notice.version, "updated", now))
+    assign_groups(session, notice, batch.index)
+    batch.stored.add(notice)
 
 
 def _versioned_text(title: str, body_text: str) -> str:
@@ -458,28 +484,40 @@ def _apply(notice: Notice, item: NormalisedNotice, *, keep_published: bool = Fal
         notice.published_fallback = False
 
 
-def _insert_event(
-    session: Session,
-    notice: str,
-    version: int,
-    kind: str,
-    now: datetime,
-    detail: str | None = None,
-) -> bool:
-    """Add an outbox event unless one of that kind exists for the version; returns True if added."""
-    values = {
+def _version(notice: Notice, diff: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "notice_id": notice.id,
+        "version": notice.version,
+        "title": notice.title,
+        "body_text": notice.body_text,
+        "content_hash": notice.content_hash,
+        "diff": diff,
+        "created_at": now,
+    }
+
+
+def _event(
+    notice: str, version: int, kind: str, now: datetime, detail: str | None = None
+) -> dict[str, Any]:
+    return {
         "notice_id": notice,
         "version": version,
         "kind": kind,
         "created_at": now,
         "detail": detail,
     }
+
+
+def _write_events(session: Session, events: list[dict[str, Any]]) -> int:
+    """Add the outbox events, skipping any whose kind exists for the version; return the added."""
+    if not events:
+        return 0
     statement = _EVENT_INSERTS.get(session.get_bind().dialect.name)
     if statement is None:
-        session.add(NoticeEvent(**values))
-        return True
-    result: CursorResult[Any] = session.execute(statement, values)  # type: ignore[assignment]
-    return bool(result.rowcount)
+        session.add_all(NoticeEvent(**values) for values in events)
+        return len(events)
+    result: CursorResult[Any] = session.execute(statement, events)  # type: ignore[assignment]
+    return max(result.rowcount, 0)
 
 
 def _withdraw_unlisted(
@@ -533,7 +571,7 @@ def _withdraw_in_session(
         if missing >= settings.withdraw_after_fetches:
             notice.withdrawn_at = now
             detail = f"missing from {missing} successful fetches"
-            _insert_event(session, notice.id, notice.version, "withdrawn", now, detail)
+            _write_events(session, [_event(notice.id, notice.version, "withdrawn", now, detail)])
             logger.info(
                 "notice_withdrawn source=%s notice=%s missing_fetches=%d",
                 source.id,
