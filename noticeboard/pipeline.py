@@ -85,7 +85,9 @@ class Runner:
         settings = settings or Settings.from_env()
         catalog = load_catalog(catalog_path or PACKAGED_CATALOG)
         store = open_store(settings.database_url or default_database_url())
-        return cls(settings=settings, store=store, catalog=catalog, replay=Path(replay) if replay else None)
+        return cls(
+            settings=settings, store=store, catalog=catalog, replay=Path(replay) if replay else None
+        )
 
     def http_session(self) -> requests.Session:
         """Return the requests session of every fetch; in replay it never opens a socket."""
@@ -107,7 +109,9 @@ class Runner:
         if self.replay is not None:
             # Recorded responses need no politeness pause: nothing reaches the authority's host.
             settings = settings.replace(host_min_interval=0.0, respect_robots=False)
-        return HttpFetcher(settings, StoreHostBudget(self.store, settings), session=self.http_session())
+        return HttpFetcher(
+            settings, StoreHostBudget(self.store, settings), session=self.http_session()
+        )
 
     def ingest(
         self,
@@ -116,20 +120,51 @@ class Runner:
         now: datetime | None = None,
         force: bool = False,
         progress: ProgressCallback | None = None,
+        meanwhile: Callable[[], bool] | None = None,
     ) -> list[Any]:
-        """Fetch each selected source once and store what is new as raw items."""
+        """Fetch each selected source once and store what is new as raw items.
+
+        With `Settings.workers` above 1, several sources are fetched and parsed at once, each in
+        a worker process (`noticeboard.ingest_pool`), and this process calls `meanwhile`
+        repeatedly until they finish. It returns whether it found work to do.
+        """
         from connectors import ingest_source
+        from transforms.language import warm_up
 
         now = now or utc_now()
         force = force or self.replay is not None
+        sources = self.catalog.select(source_ids)
+        workers = min(self.settings.workers, len(sources))
+
+        def load_language_models() -> None:
+            # Processing needs them next; loading them now overlaps the load with fetching.
+            warm_up(self.settings.language_detector)
+
+        if workers > 1:
+            from noticeboard.ingest_pool import ingest_in_processes
+
+            return ingest_in_processes(
+                self,
+                sources,
+                workers,
+                now=now,
+                force=force,
+                progress=progress,
+                on_start=load_language_models,
+                meanwhile=meanwhile,
+            )
+
+        load_language_models()
         fetcher = self.fetcher()
         reports = []
-        for source in self.catalog.select(source_ids):
+        for source in sources:
             if progress:
                 progress("fetch", source.id)
             logger.info("ingest_start source=%s", source.id)
             report = ingest_source(self.store, source, fetcher, self.settings, now=now, force=force)
-            logger.info("ingest_done source=%s status=%s new=%s", source.id, report.status, report.new_items)
+            logger.info(
+                "ingest_done source=%s status=%s new=%s", source.id, report.status, report.new_items
+            )
             reports.append(report)
         return reports
 
@@ -155,13 +190,17 @@ class Runner:
             # Replayed runs never reach a real provider: its requests go to the replay session,
             # which has no recording of them, so translations stay pending at once, unretried.
             settings, session = settings.replace(max_retries=0), self.http_session()
-        return translate_pending(self.store, settings, now=now or utc_now(), limit=limit, session=session)
+        return translate_pending(
+            self.store, settings, now=now or utc_now(), limit=limit, session=session
+        )
 
     def write_feeds(self, output_dir: Path | None = None) -> Any:
         """Write the JSON Feed and Atom files."""
         from publishers.feeds import write_feeds
 
-        return write_feeds(self.store, self.settings, output_dir or self.settings.output_dir, catalog=self.catalog)
+        return write_feeds(
+            self.store, self.settings, output_dir or self.settings.output_dir, catalog=self.catalog
+        )
 
     def publish(self, *, now: datetime | None = None) -> dict[str, Any]:
         """Write feeds, post to the configured channels and send immediate newsletter mails."""
@@ -170,7 +209,9 @@ class Runner:
 
         now = now or utc_now()
         results: dict[str, Any] = {"feeds": self.write_feeds()}
-        results["social"] = publish_pending(self.store, self.settings, now=now, catalog=self.catalog)
+        results["social"] = publish_pending(
+            self.store, self.settings, now=now, catalog=self.catalog
+        )
         if self.settings.secret_key:
             results["newsletter"] = send_immediate(self.store, self.settings, now=now)
         else:
@@ -192,6 +233,31 @@ class Runner:
         results["publish"] = self.publish(now=now)
         return results
 
+    def ingest_and_process(
+        self,
+        source_ids: list[str] | None = None,
+        *,
+        now: datetime | None = None,
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+        translate: bool = True,
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Ingest, then process; return the ingest reports and the stage reports.
+
+        With ingest workers, this process normalises and enriches what they store meanwhile.
+        """
+        now = now or utc_now()
+        early = _EarlyProcessing(self, now)
+        reports = self.ingest(
+            source_ids, now=now, force=force, progress=progress, meanwhile=early.step
+        )
+
+        if progress:
+            progress("process", "all sources")
+        stages = self.process(now=now, translate=translate)
+        early.add_to(stages)
+        return reports, stages
+
     def run(
         self,
         source_ids: list[str] | None = None,
@@ -203,17 +269,15 @@ class Runner:
         now = now or utc_now()
         report = RunReport()
 
-        for ingest in self.ingest(source_ids, now=now, progress=progress):
+        ingested, stages = self.ingest_and_process(source_ids, now=now, progress=progress)
+        for ingest in ingested:
             report.sources[ingest.source_id] = SourceSummary(
                 source_id=ingest.source_id,
                 status=ingest.status,
                 fetched=ingest.fetched_items,
                 reason=ingest.error or "",
             )
-
-        if progress:
-            progress("process", "all sources")
-        report.stages.update(self.process(now=now))
+        report.stages.update(stages)
         _merge_normalise_counts(report, report.stages["normalise"])
 
         if progress:
@@ -226,6 +290,51 @@ class Runner:
         if self._session is not None:
             self._session.close()
         self.store.dispose()
+
+
+class _EarlyProcessing:
+    """Normalising and enriching, in this process, what ingest workers have stored so far.
+
+    While worker processes fetch and parse (`Settings.workers` above 1), this process would
+    otherwise only wait. Each `step` handles the raw items stored by then, so that less is left
+    when ingest ends. Only this process normalises, so duplicate grouping compares each notice
+    with every earlier notice of the run, as it does without workers.
+    """
+
+    def __init__(self, runner: Runner, now: datetime) -> None:
+        self.runner = runner
+        self.now = now
+        self.normalised: Any = None
+        self.enriched: Any = None
+
+    def step(self) -> bool:
+        """Process what is pending once; return whether there was anything."""
+        from noticeboard.enrich import enrich_pending
+        from transforms.normalise_stage import normalise_pending
+
+        runner = self.runner
+        normalised = normalise_pending(runner.store, runner.catalog, runner.settings, now=self.now)
+        enriched = enrich_pending(runner.store, runner.catalog, runner.settings, now=self.now)
+        self.normalised = _merged(self.normalised, normalised)
+        self.enriched = _merged(self.enriched, enriched)
+
+        totals = normalised.totals
+        handled = totals.created + totals.updated + totals.unchanged + totals.failed
+        return handled > 0 or bool(enriched.enriched) or bool(enriched.failed)
+
+    def add_to(self, stages: dict[str, Any]) -> None:
+        """Add the counts of the early steps to the stage reports of the final pass."""
+        if self.normalised is not None:
+            stages["normalise"].merge(self.normalised)
+        if self.enriched is not None:
+            stages["enrich"].merge(self.enriched)
+
+
+def _merged(total: Any, report: Any) -> Any:
+    if total is None:
+        return report
+    total.merge(report)
+    return total
 
 
 def _is_loopback(url: str) -> bool:

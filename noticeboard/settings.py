@@ -48,6 +48,7 @@ MINIMUMS: dict[str, float] = {
     "summary_chars": 20,
     "feed_page_size": 1,
     "immediate_daily_limit": 0,
+    "workers": 1,
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "language_detector": ("lingua", "langdetect"),
@@ -76,6 +77,7 @@ class Settings:
     retry_after_ceiling: float = 300.0
     host_min_interval: float = 2.0
     respect_robots: bool = True
+    workers: int = 1
     stale_factor: float = 4.0
     failure_backoff_cap: float = 24 * 3600.0
 
