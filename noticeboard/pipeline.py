@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,7 +61,7 @@ class RunReport:
 
 def utc_now() -> datetime:
     """Return the current time, aware and in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -302,10 +302,14 @@ class _EarlyProcessing:
     """
 
     def __init__(self, runner: Runner, now: datetime) -> None:
+        from transforms.grouping import DuplicateWindow
+
         self.runner = runner
         self.now = now
         self.normalised: Any = None
         self.enriched: Any = None
+        # One window for all steps, so each step reads only the notices that are new to it.
+        self.window = DuplicateWindow()
 
     def step(self) -> bool:
         """Process what is pending once; return whether there was anything."""
@@ -313,7 +317,9 @@ class _EarlyProcessing:
         from transforms.normalise_stage import normalise_pending
 
         runner = self.runner
-        normalised = normalise_pending(runner.store, runner.catalog, runner.settings, now=self.now)
+        normalised = normalise_pending(
+            runner.store, runner.catalog, runner.settings, now=self.now, window=self.window
+        )
         enriched = enrich_pending(runner.store, runner.catalog, runner.settings, now=self.now)
         self.normalised = _merged(self.normalised, normalised)
         self.enriched = _merged(self.enriched, enriched)

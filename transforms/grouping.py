@@ -12,12 +12,12 @@ compared. Each of the k smallest hashes of the union of two sets with Jaccard si
 both with probability J, so the pair is missed with a probability of about
 (1 - J)^k + k J (1 - J)^(k - 1), which is 2.6e-4 for J = 0.5 and k = 16. Asking for two shared
 hashes instead of one matters on large stores, where a phrase common to many notices would
-otherwise put them all in each other's candidates (measured: a third of the normalisation time
-on the 10,000-notice benchmark went to such candidates). SimHash (64 bits
-over the same 2-grams, stored in `Notice.simhash`) then drops the candidates more than
-`PREFILTER_MAX_DISTANCE` bits away before the exact comparison, because a phrase that many
-notices share puts them all in each other's candidates. On notices of a few dozen words a small
-edit moved SimHash by 6 to 12 bits in the tests, while unrelated texts differ by about 32.
+otherwise put them all in each other's candidates (measured with one shared hash: a seventh of
+the normalisation time of the 10,000-notice benchmark went to finding and comparing
+candidates). SimHash (64 bits over the same 2-grams, stored in `Notice.simhash`) then drops the
+candidates more than `PREFILTER_MAX_DISTANCE` bits away before the exact comparison. On notices
+of a few dozen words a small edit moved SimHash by 6 to 12 bits in the tests, while unrelated
+texts differ by about 32.
 NOTE: on texts of about 30 words a few edits can move SimHash by more than 18 bits at a Jaccard
 similarity near 0.75 (one generated pair moved 21), and such pairs stay ungrouped.
 Only notices first seen within `DUPLICATE_WINDOW` of each other are compared.

@@ -3,13 +3,13 @@
 Pending `raw_item` rows are handled in batches of `BATCH_SIZE`, one transaction per batch, with
 a fixed number of queries per batch rather than per row:
 
-1. claim the batch (`UPDATE ... WHERE status = 'pending' RETURNING id`) and read the claimed rows
-   and their sources' fetch state;
-2. normalise every item (no database work);
+1. read the batch's pending rows and normalise every item, before taking any lock;
+2. claim the rows (`UPDATE ... WHERE status = 'pending' RETURNING id`), dropping those that
+   another process claimed since the read, and read their sources' fetch state;
 3. read the stored notices the items may update (`transforms.notice_lookup`) and the stored
    notices they may be language versions of (`GroupingIndex.read_variants`);
 4. create or update each notice in memory, in raw item order, grouping it as it goes;
-5. write the notices and versions in one flush, then the events in one statement.
+5. write the notices in one flush, then the versions and the events in one statement each.
 
 One transaction per batch saves a commit (an fsync on SQLite) per row. A crash mid-batch rolls
 back that batch, whose rows stay pending for the next run. Two processes never handle the same
@@ -123,12 +123,17 @@ def normalise_pending(
     *,
     now: datetime,
     batch_size: int = BATCH_SIZE,
+    window: DuplicateWindow | None = None,
 ) -> NormaliseReport:
-    """Normalise every pending raw item in id order, then withdraw notices no longer listed."""
+    """Normalise every pending raw item in id order, then withdraw notices no longer listed.
+
+    Pass the `window` of an earlier call of the same process to keep what it read, so that
+    calls repeated during one run do not read the stored notices again.
+    """
     report = NormaliseReport()
     logger.info("normalise_started database=%s", store.url)
 
-    window = DuplicateWindow()
+    window = window if window is not None else DuplicateWindow()
     last_id = 0
     while True:
         with store.session() as session:
@@ -173,7 +178,7 @@ class _Batch:
 
 @dataclass
 class _Claimed:
-    """A claimed raw item, normalised, with its source and the source's fetch count."""
+    """A claimed raw item, normalised, with its source's count of successful fetches."""
 
     row: RawItemRow
     item: NormalisedNotice
@@ -260,18 +265,28 @@ def _process_rows(
     now: datetime,
     window: DuplicateWindow,
 ) -> list[tuple[str, str]]:
-    """Claim and handle the rows of `raw_ids` that are still pending; return (source, outcome)."""
-    rows = _claim(session, raw_ids)
-    states = _fetch_states(session, {row.source_id for row in rows})
+    """Claim and handle the rows of `raw_ids` that are still pending; return (source, outcome).
+
+    The rows are read and normalised before the claim, because on SQLite the claim takes the
+    database's write lock until commit, and other processes (ingest workers) need it meanwhile.
+    """
+    rows = _read_pending(session, raw_ids)
+    normalised = [(row, _normalise_row(row, catalog, settings, now)) for row in rows]
+    claimed_ids = _claim(session, [row.id for row in rows])
+    states = _fetch_states(session, {row.source_id for row in rows if row.id in claimed_ids})
 
     results: list[tuple[str, str]] = []
     claimed: list[_Claimed] = []
-    for row in rows:
-        normalised = _normalise_row(row, catalog, settings, states, now)
-        if isinstance(normalised, _Claimed):
-            claimed.append(normalised)
-        else:
-            results.append(normalised)
+    for row, outcome in normalised:
+        if row.id not in claimed_ids:
+            continue  # another process claimed it after the read
+        if isinstance(outcome, str):
+            results.append(_fail(row, outcome))
+            continue
+        state = states.get(row.source_id)
+        source = catalog.sources[row.source_id]
+        fetch_number = state.successful_fetches if state and source.lists_all_current else None
+        claimed.append(_Claimed(row, outcome, fetch_number))
 
     batch = _Batch(StoredNotices(session), GroupingIndex(window))
     items = [entry.item for entry in claimed]
@@ -296,22 +311,29 @@ def _process_rows(
     return results
 
 
-def _claim(session: Session, raw_ids: Sequence[int]) -> list[RawItemRow]:
-    """Mark the pending rows of `raw_ids` processed and return them in id order."""
+def _read_pending(session: Session, raw_ids: Sequence[int]) -> list[RawItemRow]:
+    """Return the rows of `raw_ids` that are still pending, in id order."""
+    return list(
+        session.scalars(
+            select(RawItemRow)
+            .where(RawItemRow.id.in_(list(raw_ids)), RawItemRow.status == "pending")
+            .order_by(RawItemRow.id)
+        )
+    )
+
+
+def _claim(session: Session, raw_ids: list[int]) -> set[int]:
+    """Mark the rows of `raw_ids` that are still pending processed; return their ids."""
+    if not raw_ids:
+        return set()
     claimed = session.scalars(
         update(RawItemRow)
-        .where(RawItemRow.id.in_(list(raw_ids)), RawItemRow.status == "pending")
+        .where(RawItemRow.id.in_(raw_ids), RawItemRow.status == "pending")
         .values(status="processed", error=None)
         .returning(RawItemRow.id)
         .execution_options(synchronize_session=False)
-    ).all()
-    if not claimed:
-        return []
-    return list(
-        session.scalars(
-            select(RawItemRow).where(RawItemRow.id.in_(claimed)).order_by(RawItemRow.id)
-        )
     )
+    return set(claimed)
 
 
 def _fetch_states(session: Session, source_ids: set[str]) -> dict[str, SourceState]:
@@ -324,26 +346,18 @@ def _fetch_states(session: Session, source_ids: set[str]) -> dict[str, SourceSta
 
 
 def _normalise_row(
-    row: RawItemRow,
-    catalog: Catalog,
-    settings: Settings,
-    states: dict[str, SourceState],
-    now: datetime,
-) -> _Claimed | tuple[str, str]:
-    """Normalise the item of a claimed row, or mark the row failed and return its outcome."""
+    row: RawItemRow, catalog: Catalog, settings: Settings, now: datetime
+) -> NormalisedNotice | str:
+    """Return the normalised item of a row, or the reason it cannot be normalised."""
     source = catalog.sources.get(row.source_id)
     if source is None:
-        return _fail(row, f"source {row.source_id} is not in the catalog {catalog.path}")
+        return f"source {row.source_id} is not in the catalog {catalog.path}"
 
     try:
         raw = _raw_from_payload(row.payload, row.source_id)
-        item = normalise_item(raw, source, settings=settings, now=now)
+        return normalise_item(raw, source, settings=settings, now=now)
     except Exception as error:  # noqa: BLE001 (one bad item must not stop the run)
-        return _fail(row, f"{type(error).__name__}: {error}")
-
-    state = states.get(source.id)
-    fetch_number = state.successful_fetches if state and source.lists_all_current else None
-    return _Claimed(row, item, fetch_number)
+        return f"{type(error).__name__}: {error}"
 
 
 def _fail(row: RawItemRow, reason: str) -> tuple[str, str]:
