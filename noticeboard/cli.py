@@ -19,8 +19,9 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from noticeboard.context import PACKAGED_CATALOG, AppContext
-from noticeboard.errors import NoticeboardError, StoreUnavailableError
+from noticeboard.errors import CatalogError, NoticeboardError, StoreUnavailableError
 from noticeboard.settings import mask_url
+from noticeboard.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +211,7 @@ def notices(app: AppContext, output_format: str, source_ids: tuple[str, ...], li
 
     statement = select(Notice).order_by(Notice.published_at.desc().nulls_last(), Notice.id)
     if source_ids:
+        _check_source_ids(app, store, source_ids)
         statement = statement.where(Notice.source_id.in_(source_ids))
     if limit is not None:
         statement = statement.limit(limit)
@@ -321,6 +323,26 @@ def _register_plugins() -> None:
 
     cli.add_command(subscribers_group)
     cli.add_command(newsletter_group)
+
+
+def _check_source_ids(app: AppContext, store: Store, source_ids: tuple[str, ...]) -> None:
+    """Raise CatalogError for an id that is neither in the catalog nor on any stored notice."""
+    from sqlalchemy import select
+
+    from noticeboard.store.tables import Notice
+
+    unknown = [source_id for source_id in source_ids if source_id not in app.catalog().sources]
+    if not unknown:
+        return
+    with store.session() as session:
+        query = select(Notice.source_id).where(Notice.source_id.in_(unknown)).distinct()
+        stored = set(session.scalars(query))
+    missing = [source_id for source_id in unknown if source_id not in stored]
+    if missing:
+        raise CatalogError(
+            f"unknown source id {', '.join(missing)}: not in the catalog and on no stored "
+            "notice; run `noticeboard sources` to list the ids"
+        )
 
 
 def _first_line(error: Exception) -> str:

@@ -61,7 +61,11 @@ def subscribers_group() -> None:
 def list_command(app: AppContext, status: str | None) -> None:
     """Print one subscriber per line: id, status, frequency, language, address."""
     with app.open_store().session() as session:
-        for subscriber in _subscribers(session, status):
+        subscribers = _subscribers(session, status)
+        if not subscribers:
+            # On standard error, so that scripts reading the list still read nothing.
+            click.echo(f"no subscribers{f' with status {status}' if status else ''}", err=True)
+        for subscriber in subscribers:
             click.echo(
                 f"{subscriber.id}\t{subscriber.status}\t{subscriber.frequency}\t"
                 f"{subscriber.language}\t{subscriber.email}"

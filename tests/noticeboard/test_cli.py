@@ -111,6 +111,7 @@ def test_jsonl_has_contract_fields(tmp_path: Path) -> None:
     ("arguments", "message"),
     [
         (["run", "--source", "no-such-source"], "unknown source id no-such-source"),
+        (["notices", "--source", "no-such-source"], "unknown source id no-such-source"),
         (["--catalog", "missing.yaml", "run"], "cannot read catalog missing.yaml"),
         (["run", "--replay", "missing-manifest.json"], "cannot read replay manifest"),
     ],
@@ -121,6 +122,16 @@ def test_bad_input_exits_2(tmp_path: Path, arguments: list[str], message: str) -
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_notices_of_source_left_catalog(tmp_path: Path) -> None:
+    run_demo(tmp_path)
+    other_catalog = ROOT / "examples" / "corpus-catalog.yaml"
+
+    result = noticeboard(["--catalog", str(other_catalog), "notices", "--source", "example-lv-social"], tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() != ""
 
 
 def test_invalid_catalog_exits_2(tmp_path: Path) -> None:

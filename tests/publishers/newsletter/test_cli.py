@@ -54,7 +54,8 @@ def test_list_and_remove(app: AppContext, store: Store, smtp: RecordingHandler) 
 
     assert "anna@example.org" in listed.output
     assert removed.exit_code == 0
-    assert after.output == ""
+    assert after.stdout == ""
+    assert after.stderr.strip() == "no subscribers"
 
 
 def test_remove_legacy_address(app: AppContext, store: Store) -> None:
@@ -78,7 +79,7 @@ def test_remove_legacy_address(app: AppContext, store: Store) -> None:
     after = _invoke(subscribers_group, app, "list")
 
     assert removed.exit_code == 0
-    assert after.output == ""
+    assert after.stdout == ""
 
 
 def test_export_csv(app: AppContext, store: Store, tmp_path: Path) -> None:
