@@ -104,6 +104,7 @@ def scrape_listing(first: FetchedDocument, source: Source, fetcher: HttpFetcher)
     check_layout(page, source, first.final_url)
 
     result = ScrapeResult(items=list(page.items), pages=1)
+    _note_incomplete(result, page, source, first.final_url)
     visited = {first.final_url}
     while page.next_url and result.pages < source.max_pages and page.next_url not in visited:
         next_url = page.next_url
@@ -122,10 +123,27 @@ def scrape_listing(first: FetchedDocument, source: Source, fetcher: HttpFetcher)
             result.warnings.append(f"listing page {document.final_url} has no items")
             break
         result.items.extend(page.items)
+        _note_incomplete(result, page, source, document.final_url)
 
     if source.fetch_articles:
         _add_articles(result, source, selectors, fetcher)
     return result
+
+
+def _note_incomplete(result: ScrapeResult, page: ListingPage, source: Source, url: str) -> None:
+    """Log and count the items of a page skipped for a missing title or http(s) link."""
+    if not page.incomplete:
+        return
+    logger.warning(
+        "items_skipped source=%s url=%s skipped=%d reason=no title or no http(s) link",
+        source.id,
+        url,
+        page.incomplete,
+    )
+    result.warnings.append(
+        f"listing page {url}: skipped {page.incomplete} of {page.matched} items without a title "
+        "or an http(s) link"
+    )
 
 
 def parse_listing(text: str, page_url: str, source: Source) -> ListingPage:

@@ -131,3 +131,25 @@ def test_articles_fetched_when_configured(server: LocalServer, settings: Setting
     assert first.alternates == {"sv": server.url("/sv/meddelanden/gatuarbeten")}
     assert second.body_html is None
     assert len(result.warnings) == 1
+
+
+def test_item_with_script_link_skipped_and_counted(
+    server: LocalServer, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    page_html = (
+        data("listing_fi.html")
+        .decode()
+        .replace('href="tiedotteet/2026/uimahalli"', 'href="javascript:void(0)"')
+    )
+    server.route("/tiedotteet/", Reply(body=page_html.encode(), headers=HTML))
+    fetcher = HttpFetcher(settings)
+    source = make_source("html-test", "html", server.url("/tiedotteet/"))
+
+    with caplog.at_level("WARNING", logger="connectors.html"):
+        result = scrape_listing(
+            fetcher.fetch(server.url("/tiedotteet/"), source_id=source.id), source, fetcher
+        )
+
+    assert [item.title for item in result.items] == ["Katutyöt Koulukadulla alkavat"]
+    assert any("skipped 1 of 2 items" in warning for warning in result.warnings)
+    assert "items_skipped source=html-test" in caplog.text
