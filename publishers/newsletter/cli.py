@@ -224,7 +224,11 @@ def newsletter_group() -> None:
 )
 @click.pass_obj
 def send_command(app: AppContext, frequency: str, dry_run_dir: Path | None) -> None:
-    """Send immediate mails or digests to confirmed subscribers."""
+    """Send immediate mails or digests to confirmed subscribers.
+
+    Exits with status 1 when mails were postponed because the SMTP server was unreachable or
+    asked to try later. A scheduler then shows the run as failed, and the next run sends them.
+    """
     store = app.open_store()
     now = datetime.now(UTC)
     report: MailReport
@@ -236,6 +240,9 @@ def send_command(app: AppContext, frequency: str, dry_run_dir: Path | None) -> N
         f"sent={report.sent} failed={report.failed} retry={report.retry} skipped={report.skipped} "
         f"deferred={report.deferred} suspended={report.suspended} files={len(report.files)}"
     )
+    if report.retry:
+        click.echo(f"error: mails postponed: {report.retry}; the log names the SMTP error", err=True)
+        sys.exit(1)
 
 
 def _subscribers(session: Session, status: str | None) -> list[Subscriber]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -142,3 +143,23 @@ def test_send_dry_run(
     assert "files=1" in result.output
     assert len(list((tmp_path / "out").glob("*.eml"))) == 1
     assert smtp.received == []
+
+
+def test_send_exits_1_when_smtp_refuses(app: AppContext, store: Store) -> None:
+    add_subscriber(store, "anna@example.org", frequency="immediate")
+    add_notice(
+        store, "n1", "Tietyö päättyy", first_seen_at=datetime.now(UTC) - timedelta(minutes=5)
+    )
+    closed = AppContext(settings=app.settings.replace(smtp_port=_closed_port()))
+
+    result = CliRunner().invoke(newsletter_group, ["send", "--frequency", "immediate"], obj=closed)
+
+    assert result.exit_code == 1
+    assert "retry=1" in result.stdout
+    assert "mails postponed: 1" in result.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
