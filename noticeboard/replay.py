@@ -70,7 +70,11 @@ def _parse_capture(entry: Any, index: int, manifest: Path) -> Capture:
     if not isinstance(entry, dict) or not isinstance(entry.get("url"), str) or not isinstance(entry.get("file"), str):
         raise ReplayError(f"{where} needs string fields `url` and `file`")
 
-    body = (manifest.parent / entry["file"]).resolve()
+    folder = manifest.parent.resolve()
+    body = (folder / entry["file"]).resolve()
+    if not body.is_relative_to(folder):
+        # A manifest must not make the pipeline read files elsewhere on the machine.
+        raise ReplayError(f"{where} names {entry['file']!r}, which is outside the manifest's folder {folder}; keep captures beside the manifest")
     if not body.is_file():
         raise ReplayError(f"{where} names {entry['file']!r}, which does not exist at {body}; fix the manifest or restore the file")
 

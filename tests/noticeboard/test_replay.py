@@ -52,5 +52,15 @@ def test_missing_file_named(tmp_path: Path) -> None:
         load_manifest(manifest)
 
 
+def test_file_outside_folder_rejected(tmp_path: Path) -> None:
+    replay_dir = tmp_path / "replay"
+    replay_dir.mkdir()
+    (tmp_path / "secret.txt").write_text("not a capture", encoding="utf-8")
+    manifest = _manifest(replay_dir, [{"url": "https://a.example/x", "file": "../secret.txt"}])
+
+    with pytest.raises(ReplayError, match="outside the manifest's folder"):
+        load_manifest(manifest)
+
+
 def test_corpus_manifest_loads(corpus_dir: Path) -> None:
     assert len(load_manifest(corpus_dir / "manifest.json")) >= 10
