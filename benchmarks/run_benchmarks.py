@@ -286,8 +286,8 @@ def cpu_seconds() -> float:
     return own + children.ru_utime + children.ru_stime
 
 
-def parallel_pass_seconds(work: Path, catalog: Path, workers: int, runs: int) -> tuple[float, float]:
-    """Return the median wall and CPU seconds of full passes with `workers` ingest processes."""
+def parallel_pass_seconds(work: Path, catalog: Path, workers: int, runs: int) -> tuple[list[float], float]:
+    """Return the wall seconds of each full pass with `workers` ingest processes, and the median CPU seconds."""
     wall_samples: list[float] = []
     cpu_samples: list[float] = []
     for run in range(runs):
@@ -303,14 +303,17 @@ def parallel_pass_seconds(work: Path, catalog: Path, workers: int, runs: int) ->
             runner.close()
             for leftover in work.glob(f"parallel-{run}.db*"):
                 leftover.unlink()
-    return median_seconds(wall_samples), median_seconds(cpu_samples)
+    return wall_samples, median_seconds(cpu_samples)
 
 
 # --- 1 and 2: processing and incremental cost ------------------------------------------------
 
 
-def feedparser_baseline(folder: Path, runs: int) -> tuple[float, int]:
-    """Return the median seconds for feedparser to parse every feed of `folder`, and the entries."""
+def feedparser_baseline(folder: Path, runs: int, **options: Any) -> tuple[float, int]:
+    """Return the median seconds for feedparser to parse every feed of `folder`, and the entries.
+
+    `options` go to `feedparser.parse`; without them it runs with its defaults.
+    """
     import feedparser
 
     documents = [path.read_bytes() for path in sorted((folder / "feeds").glob("*.xml"))]
@@ -318,7 +321,7 @@ def feedparser_baseline(folder: Path, runs: int) -> tuple[float, int]:
     entries = 0
     for _ in range(runs):
         started = time.perf_counter()
-        entries = sum(len(feedparser.parse(document).entries) for document in documents)
+        entries = sum(len(feedparser.parse(document, **options).entries) for document in documents)
         samples.append(time.perf_counter() - started)
     return median_seconds(samples), entries
 
@@ -328,6 +331,9 @@ def bench_processing_and_incremental(scale: Scale, work: Path, server: FeedServe
     incremental = Section("Incremental cost")
 
     baseline_seconds, entries = feedparser_baseline(work / "replay", scale.runs)
+    # The pipeline turns feedparser's sanitiser off, as nh3 sanitises later, so parsing as the
+    # pipeline does is a second, stricter baseline.
+    unsanitised_seconds, _ = feedparser_baseline(work / "replay", scale.runs, sanitize_html=False)
     full_samples: list[float] = []
     full_cpu_samples: list[float] = []
     not_modified_samples: list[float] = []
@@ -373,7 +379,8 @@ def bench_processing_and_incremental(scale: Scale, work: Path, server: FeedServe
 
     full = median_seconds(full_samples)
     full_cpu = median_seconds(full_cpu_samples)
-    parallel, parallel_cpu = parallel_pass_seconds(work, catalog, PARALLEL_WORKERS, scale.runs)
+    parallel_samples, parallel_cpu = parallel_pass_seconds(work, catalog, PARALLEL_WORKERS, scale.runs)
+    parallel = median_seconds(parallel_samples)
     ratio = full / baseline_seconds if baseline_seconds else float("inf")
     parallel_ratio = parallel / baseline_seconds if baseline_seconds else float("inf")
     processing.add(f"Replay: {scale.sources} sources, {scale.notices} notices (RSS and Atom, six languages), served from 127.0.0.1; {scale.runs} runs.")
@@ -382,6 +389,10 @@ def bench_processing_and_incremental(scale: Scale, work: Path, server: FeedServe
     processing.add("| measurement | median seconds | CPU seconds | notices per second | ratio to feedparser |")
     processing.add("|---|---:|---:|---:|---:|")
     processing.add(f"| feedparser alone, documents in memory ({entries} entries) | {baseline_seconds:.2f} | - | {entries / baseline_seconds:,.0f} | 1.0× |")
+    processing.add(
+        f"| feedparser alone with `sanitize_html=False`, as the pipeline calls it | {unsanitised_seconds:.2f} | - "
+        f"| {entries / unsanitised_seconds:,.0f} | {unsanitised_seconds / baseline_seconds:.2f}× |"
+    )
     processing.add(
         f"| pipeline pass, one process: fetch, parse, normalise, detect language, tag, store ({stored} notices stored) "
         f"| {full:.2f} | {full_cpu:.2f} | {stored / full if full else 0:,.0f} | {ratio:.1f}× |"
@@ -394,14 +405,19 @@ def bench_processing_and_incremental(scale: Scale, work: Path, server: FeedServe
     processing.add()
     processing.add(
         f"Ratio pipeline / feedparser: **{ratio:.1f}×** in one process, **{parallel_ratio:.1f}×** with "
-        f"{PARALLEL_WORKERS} ingest workers (target at most {PROCESSING_TARGET_RATIO:.0f}×)."
+        f"{PARALLEL_WORKERS} ingest workers (target at most {PROCESSING_TARGET_RATIO:.0f}×). Against feedparser "
+        f"without its sanitiser: {full / unsanitised_seconds:.1f}× and {parallel / unsanitised_seconds:.1f}×."
+    )
+    processing.add(
+        "Each median comes from passes in one process, so it is a warm figure: the first pass also loads "
+        f"the language models and fills caches. Full passes in one process, in order: {_seconds_list(full_samples)}; "
+        f"with workers: {_seconds_list(parallel_samples)}."
     )
     if stored != scale.notices:
         processing.add(f"Stored {stored} of {scale.notices} generated notices; the difference needs explaining before the figures are trusted.")
         processing.missed = True
-    if parallel_ratio > PROCESSING_TARGET_RATIO:
-        processing.missed = True
     if ratio > PROCESSING_TARGET_RATIO:
+        processing.missed = True
         met = "met" if parallel_ratio <= PROCESSING_TARGET_RATIO else "missed"
         processing.add()
         processing.add(f"Target missed in one process ({met} with {PARALLEL_WORKERS} ingest workers). Top functions by cumulative time of one profiled one-process pass:")
@@ -449,6 +465,10 @@ def bench_processing_and_incremental(scale: Scale, work: Path, server: FeedServe
         incremental.add(profile_incremental_pass(work, server, catalog))
         incremental.add("```")
     return [processing, incremental]
+
+
+def _seconds_list(samples: list[float]) -> str:
+    return ", ".join(f"{sample:.2f} s" for sample in samples)
 
 
 def profile_full_pass(work: Path, server: FeedServer, catalog: Path) -> str:

@@ -12,6 +12,7 @@ fast on the second.
     │   └── StoreUnavailableError  (transient) the database did not answer
     ├── ReplayError             (terminal) a replay manifest or one of its files is unusable
     ├── OutputError             (terminal) the feed folder cannot be written
+    ├── WorkerError             (transient) an ingest worker process ended abruptly
     ├── SourceError             a source failed; carries the source id and URL
     │   ├── FetchError          (transient) connection error, timeout, 429 or 5xx
     │   ├── BlockedError        (terminal) robots.txt forbids the URL, or a redirect is not allowed
@@ -54,6 +55,12 @@ class ReplayError(NoticeboardError):
 
 class OutputError(NoticeboardError):
     """The output folder for feeds cannot be created or written."""
+
+
+class WorkerError(NoticeboardError):
+    """An ingest worker process ended abruptly (killed, or out of memory)."""
+
+    transient = True
 
 
 class SourceError(NoticeboardError):

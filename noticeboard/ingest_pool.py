@@ -18,11 +18,13 @@ import logging
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noticeboard.catalog import Catalog, Source
+from noticeboard.errors import WorkerError
 from noticeboard.settings import Settings
 
 if TYPE_CHECKING:
@@ -76,13 +78,25 @@ def ingest_in_processes(
                 pending, timeout=0 if found_work else POLL_SECONDS, return_when=FIRST_COMPLETED
             )
             for future in done:
-                # A store error in a worker stops the run here, as it would in one process.
-                reports[futures[future]] = future.result()
+                # A store error in a worker is raised here. Leaving the pool then waits for the
+                # sources already started, and the run stops with that error.
+                reports[futures[future]] = _result(future, futures[future])
                 if progress:
                     progress("fetch", futures[future])
             found_work = bool(pending) and meanwhile is not None and meanwhile()
     logger.info("ingest_pool_done sources=%d", len(reports))
     return [reports[source.id] for source in sources]
+
+
+def _result(future: Future[Any], source_id: str) -> Any:
+    try:
+        return future.result()
+    except BrokenProcessPool as error:
+        logger.error("ingest_worker_died source=%s error=%s", source_id, error)
+        raise WorkerError(
+            f"an ingest worker ended abruptly while fetching {source_id} (killed, or out of "
+            "memory); what was stored is kept, so run again, or set NOTICEBOARD_WORKERS=1"
+        ) from error
 
 
 def _start_context() -> multiprocessing.context.BaseContext:

@@ -168,13 +168,20 @@ class Runner:
             reports.append(report)
         return reports
 
-    def process(self, *, now: datetime | None = None, translate: bool = True) -> dict[str, Any]:
-        """Normalise raw items, then detect language, tag, queue and run due translations."""
+    def process(
+        self, *, now: datetime | None = None, translate: bool = True, window: Any = None
+    ) -> dict[str, Any]:
+        """Normalise raw items, then detect language, tag, queue and run due translations.
+
+        `window` is the duplicate window of earlier processing in the same run, if any.
+        """
         from noticeboard.enrich import enrich_pending
         from transforms.normalise_stage import normalise_pending
 
         now = now or utc_now()
-        normalised = normalise_pending(self.store, self.catalog, self.settings, now=now)
+        normalised = normalise_pending(
+            self.store, self.catalog, self.settings, now=now, window=window
+        )
         enriched = enrich_pending(self.store, self.catalog, self.settings, now=now)
         stages: dict[str, Any] = {"normalise": normalised, "enrich": enriched}
         if translate:
@@ -254,7 +261,7 @@ class Runner:
 
         if progress:
             progress("process", "all sources")
-        stages = self.process(now=now, translate=translate)
+        stages = self.process(now=now, translate=translate, window=early.window)
         early.add_to(stages)
         return reports, stages
 
@@ -318,7 +325,12 @@ class _EarlyProcessing:
 
         runner = self.runner
         normalised = normalise_pending(
-            runner.store, runner.catalog, runner.settings, now=self.now, window=self.window
+            runner.store,
+            runner.catalog,
+            runner.settings,
+            now=self.now,
+            window=self.window,
+            withdraw=False,
         )
         enriched = enrich_pending(runner.store, runner.catalog, runner.settings, now=self.now)
         self.normalised = _merged(self.normalised, normalised)

@@ -124,11 +124,14 @@ def normalise_pending(
     now: datetime,
     batch_size: int = BATCH_SIZE,
     window: DuplicateWindow | None = None,
+    withdraw: bool = True,
 ) -> NormaliseReport:
     """Normalise every pending raw item in id order, then withdraw notices no longer listed.
 
     Pass the `window` of an earlier call of the same process to keep what it read, so that
-    calls repeated during one run do not read the stored notices again.
+    calls repeated during one run do not read the stored notices again. Calls made while ingest
+    is still storing items pass `withdraw=False`, because a listing may be stored before the
+    items of the same fetch are normalised.
     """
     report = NormaliseReport()
     logger.info("normalise_started database=%s", store.url)
@@ -149,7 +152,7 @@ def normalise_pending(
         last_id = batch[-1]
 
     for source in catalog.sources.values():
-        if source.lists_all_current:
+        if withdraw and source.lists_all_current:
             _withdraw_unlisted(store, source, settings, now, report)
 
     for source_id, counts in sorted(report.sources.items()):

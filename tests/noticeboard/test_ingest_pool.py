@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
+from noticeboard import ingest_pool
 from noticeboard.catalog import load_catalog
+from noticeboard.errors import WorkerError
 from noticeboard.pipeline import Runner
 from noticeboard.settings import Settings
 from noticeboard.store.tables import Notice, RawItem
@@ -84,3 +88,18 @@ def test_run_with_workers_counts_early_processing(tmp_path: Path) -> None:
     assert sum(new for _, _, new in two_rows.values()) == len(two_stages)
     assert set(two_stages) == {"ready"}
     assert two_stages == one_stages
+
+
+def _die(source_id: str, now: datetime, force: bool) -> None:
+    os._exit(9)  # a worker killed from outside ends the same way
+
+
+def test_dead_worker_raises_worker_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest_pool, "_ingest", _die)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'dead.db'}", workers=2)
+    runner = Runner.from_env(REPLAY_CATALOG, replay=REPLAY_MANIFEST, settings=settings)
+    try:
+        with pytest.raises(WorkerError, match="ended abruptly"):
+            runner.ingest(now=NOW)
+    finally:
+        runner.close()
