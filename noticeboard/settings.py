@@ -207,8 +207,15 @@ def _convert(name: str, annotation: Any, raw: str) -> Any:
     except ValueError as error:
         variable = ENV_PREFIX + name.upper()
         shown = "***" if name in SECRET_FIELDS else repr(raw)
+        expected = _EXPECTED.get(kind)
+        if expected:
+            raise ConfigError(f"{variable}={shown} is invalid; set it to {expected}") from error
         raise ConfigError(f"{variable}={shown} is invalid: {error}; expected {kind}") from error
     return raw
+
+
+# The form that a value of each numeric kind must have, named when a value is invalid.
+_EXPECTED = {"int": "a whole number such as 3", "float": "a number such as 2.5"}
 
 
 def _parse_bool(raw: str) -> bool:

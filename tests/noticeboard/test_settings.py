@@ -38,8 +38,13 @@ def test_secret_masked() -> None:
 
 
 def test_bad_number_names_variable() -> None:
-    with pytest.raises(ConfigError, match="NOTICEBOARD_MAX_RETRIES='many' is invalid"):
+    with pytest.raises(ConfigError, match="NOTICEBOARD_MAX_RETRIES='many' is invalid; set it to a whole number"):
         Settings.from_env({"NOTICEBOARD_MAX_RETRIES": "many"})
+
+
+def test_bad_decimal_names_expected_form() -> None:
+    with pytest.raises(ConfigError, match="NOTICEBOARD_READ_TIMEOUT='slow' is invalid; set it to a number"):
+        Settings.from_env({"NOTICEBOARD_READ_TIMEOUT": "slow"})
 
 
 @pytest.mark.parametrize(
