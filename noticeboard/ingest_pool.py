@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Longest wait for a source to finish when `meanwhile` found nothing to do.
+# Maximum seconds to wait for a source to finish when `meanwhile` found nothing to do.
 POLL_SECONDS = 0.2
 # The runner of a worker process, built once by `_start_worker`.
 _WORKER_RUNNER: Runner | None = None

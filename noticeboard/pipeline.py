@@ -309,12 +309,14 @@ class _EarlyProcessing:
     """
 
     def __init__(self, runner: Runner, now: datetime) -> None:
+        from noticeboard.enrich import EnrichReport
         from transforms.grouping import DuplicateWindow
+        from transforms.normalise_stage import NormaliseReport
 
         self.runner = runner
         self.now = now
-        self.normalised: Any = None
-        self.enriched: Any = None
+        self.normalised = NormaliseReport()
+        self.enriched = EnrichReport()
         # One window for all steps, so each step reads only the notices that are new to it.
         self.window = DuplicateWindow()
 
@@ -333,8 +335,8 @@ class _EarlyProcessing:
             withdraw=False,
         )
         enriched = enrich_pending(runner.store, runner.catalog, runner.settings, now=self.now)
-        self.normalised = _merged(self.normalised, normalised)
-        self.enriched = _merged(self.enriched, enriched)
+        self.normalised.merge(normalised)
+        self.enriched.merge(enriched)
 
         totals = normalised.totals
         handled = totals.created + totals.updated + totals.unchanged + totals.failed
@@ -342,17 +344,8 @@ class _EarlyProcessing:
 
     def add_to(self, stages: dict[str, Any]) -> None:
         """Add the counts of the early steps to the stage reports of the final pass."""
-        if self.normalised is not None:
-            stages["normalise"].merge(self.normalised)
-        if self.enriched is not None:
-            stages["enrich"].merge(self.enriched)
-
-
-def _merged(total: Any, report: Any) -> Any:
-    if total is None:
-        return report
-    total.merge(report)
-    return total
+        stages["normalise"].merge(self.normalised)
+        stages["enrich"].merge(self.enriched)
 
 
 def _is_loopback(url: str) -> bool:

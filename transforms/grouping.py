@@ -46,6 +46,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from noticeboard.store.tables import Notice
 from transforms.identity import canonical_url, material_text, stable_guid
+from transforms.notice_lookup import chunked
 
 logger = logging.getLogger(__name__)
 
@@ -519,8 +520,7 @@ class GroupingIndex:
         keys: list[str],
         read: set[str],
     ) -> None:
-        for start in range(0, len(keys), _READ_CHUNK):
-            chunk = keys[start : start + _READ_CHUNK]
+        for chunk in chunked(keys):
             for notice in session.scalars(select(Notice).where(column.in_(chunk))):
                 self._remember(notice)
         read.update(keys)
@@ -545,18 +545,15 @@ def _read_sketches(session: Session, notices: list[tuple[str, str]]) -> None:
     """Read the text of the (id, content hash) pairs whose sketch is not cached, and cache it."""
     missing = [identity for identity, content in notices if content not in _SKETCHES]
 
-    for start in range(0, len(missing), _READ_CHUNK):
+    for chunk in chunked(missing):
         rows = session.execute(
             select(Notice.content_hash, Notice.title, Notice.body_text).where(
-                Notice.id.in_(missing[start : start + _READ_CHUNK])
+                Notice.id.in_(chunk)
             )
         )
         for content, title, body_text in rows:
             _cached_sketch(content, title, body_text)
 
-
-# Ids per query, under the 999 bound parameters of SQLite builds before 3.32.
-_READ_CHUNK = 500
 
 
 def _material(title: str, body_text: str) -> str:

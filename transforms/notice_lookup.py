@@ -44,7 +44,7 @@ class StoredNotices:
     def read(self, items: Sequence[NormalisedNotice]) -> None:
         """Read the notices with the ids of `items` and those sharing a source and URL with one."""
         ids = sorted({item.id for item in items} - set(self._by_id))
-        for chunk in _chunks(ids):
+        for chunk in chunked(ids):
             for notice in self._session.scalars(
                 select(Notice).where(Notice.id.in_(chunk)).with_for_update()
             ):
@@ -56,7 +56,7 @@ class StoredNotices:
         links -= set(self._by_link)
         sources = sorted({source for source, _ in links})
         urls = sorted({url for _, url in links})
-        for chunk in _chunks(urls):
+        for chunk in chunked(urls):
             for notice in self._session.scalars(
                 select(Notice)
                 .where(Notice.source_id.in_(sources), Notice.canonical_url.in_(chunk))
@@ -122,5 +122,6 @@ def _is_other_language(notice: Notice, item: NormalisedNotice) -> bool:
     )
 
 
-def _chunks(values: list[str]) -> list[list[str]]:
+def chunked(values: list[str]) -> list[list[str]]:
+    """Split `values` into lists of at most `READ_CHUNK`, one per IN list of a query."""
     return [values[start : start + READ_CHUNK] for start in range(0, len(values), READ_CHUNK)]

@@ -2,8 +2,8 @@
 
 The mail ledger (`newsletter_mail`) has one row per subscriber, kind and period. Its `status`
 goes from `intent` to `handed-over` just before the SMTP server can deliver the message, then to
-`sent`, `failed` or `retry`; `publishers.newsletter.delivery` explains how this makes delivery
-exactly once, and where it is not.
+`sent`, `failed` or `retry`. `publishers.newsletter.delivery` explains why this delivers each
+mail once, and the two cases where a mail counted as delivered may be lost.
 `newsletter_mail_item` records which notices each subscriber has been sent (or has waiting for the
 next daily digest), so no notice reaches the same subscriber twice.
 """
